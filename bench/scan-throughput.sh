@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Scan throughput and peak memory on a large multi-document input: every YAML file of the corpus
+# (../shared/corpus) joined into one stream and repeated to ~100 MB, scanned on one core.
+# Targets (issue 2): >= 50 MB/s on one core; peak RSS <= 3x the largest single input file.
+# Usage: bench/scan-throughput.sh [SIZE_MB]   (results are appended to bench/RESULTS.md by hand)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mb=${1:-100}
+corpus=${CORPUS:-../shared/corpus}
+data=bench/data
+mkdir -p "$data"
+cargo build --release --quiet
+
+one="$data/corpus-once.yaml"
+: > "$one"
+# Valid YAML inputs only: the Helm template that is not YAML before rendering is left out.
+find "$corpus" -type f \( -name '*.yaml' -o -name '*.yml' \) ! -name 'jenkins-casc-config.yml' | sort |
+  while read -r f; do printf -- '---\n' >> "$one"; cat "$f" >> "$one"; printf '\n' >> "$one"; done
+big="$data/corpus-${size_mb}mb.yaml"
+once_bytes=$(stat -c %s "$one")
+copies=$(( size_mb * 1024 * 1024 / once_bytes + 1 ))
+: > "$big"
+for _ in $(seq "$copies"); do cat "$one" >> "$big"; done
+bytes=$(stat -c %s "$big")
+
+# Warm the page cache so the disk is not measured.
+cat "$big" > /dev/null
+best=""
+for _ in 1 2 3; do
+  /usr/bin/time -f '%e %M' -o "$data/time.txt" taskset -c 0 target/release/airlock scan --format json "$big" > "$data/out.json"
+  read -r secs rss_kb < "$data/time.txt"
+  if [ -z "$best" ] || [ "$(echo "$secs < $best" | bc)" = 1 ]; then best=$secs; best_rss=$rss_kb; fi
+done
+findings=$(grep -c '"kind"' "$data/out.json" || true)
+mbps=$(echo "scale=1; $bytes / 1048576 / $best" | bc)
+ratio=$(echo "scale=2; $best_rss * 1024 / $bytes" | bc)
+echo "input: $big ($bytes bytes, $copies copies of the corpus YAML, $findings findings)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "command: taskset -c 0 target/release/airlock scan --format json $big  (best of 3)"
+echo "time: ${best}s  throughput: ${mbps} MB/s  peak RSS: $((best_rss / 1024)) MiB (${ratio}x the input file)"

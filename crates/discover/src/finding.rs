@@ -1,0 +1,246 @@
+//! What discovery reports: one [`Finding`] per place an image reference is written (or implied),
+//! with its exact position in the original bytes, and the [`ScanError`]s for input that could not be
+//! read. These types are the contract with every later verb (rewrite edits at `span`, check reads
+//! `kind`), so they carry structure, not prose.
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::Serialize;
+
+/// How a reference came to be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Written out whole in one place (a YAML scalar, a Groovy string, a `FROM` line).
+    Literal,
+    /// Assembled from several fields (Helm registry/repository/tag, k0s image+version,
+    /// kustomize newName/newTag); `parts` holds the span of each field.
+    Composed,
+    /// Never written: pulled by default (the Jenkins Kubernetes plugin's `jnlp` agent image).
+    Implicit,
+    /// Contains unresolved templating (`{{ }}`, `${X}`, `$(params.x)`); reported as written.
+    Templated,
+    /// Found by a key-name convention rather than by the format's structure (`--engine-image`
+    /// flags, `*_IMAGE` env vars, pipeline parameters named `…image`).
+    Heuristic,
+    /// The name of an image built locally (docker-compose `build:`); never mirrored.
+    Built,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Literal => "literal",
+            Kind::Composed => "composed",
+            Kind::Implicit => "implicit",
+            Kind::Templated => "templated",
+            Kind::Heuristic => "heuristic",
+            Kind::Built => "built",
+        }
+    }
+
+    /// Whether the finding names an image a cluster will pull and that can be mirrored as is.
+    pub fn is_pullable(self) -> bool {
+        !matches!(self, Kind::Templated | Kind::Built)
+    }
+}
+
+/// The format a finding was read from (the innermost one, for embedded documents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Kubernetes,
+    HelmValues,
+    Jcasc,
+    Jenkinsfile,
+    K0s,
+    Kustomize,
+    Compose,
+    Dockerfile,
+    ImageList,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Kubernetes => "kubernetes",
+            Source::HelmValues => "helm-values",
+            Source::Jcasc => "jcasc",
+            Source::Jenkinsfile => "jenkinsfile",
+            Source::K0s => "k0s",
+            Source::Kustomize => "kustomize",
+            Source::Compose => "compose",
+            Source::Dockerfile => "dockerfile",
+            Source::ImageList => "image-list",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The role a field plays in a composed reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartRole {
+    Registry,
+    Repository,
+    Tag,
+    Digest,
+}
+
+/// One field of a composed reference: its role, its value and where the value is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Part {
+    pub role: PartRole,
+    pub value: String,
+    /// Byte range of the value in the original file (inside any quotes).
+    pub span: Range<usize>,
+    /// Whether the bytes at `span` are exactly `value` (false for escaped or folded scalars,
+    /// which an editor must not touch in place).
+    pub exact: bool,
+}
+
+/// One image reference found in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Byte range in the original file: the value itself, inside any quotes. For a composed
+    /// reference, the repository (or image) field; for an implicit one, the place that implies it.
+    pub span: Range<usize>,
+    /// Whether the bytes at `span` spell `image` exactly (always true for literal findings read
+    /// from plain text; false where the value was unescaped or folded).
+    pub exact: bool,
+    /// As written, or as composed.
+    pub image: String,
+    /// The parsed reference; `None` for templated findings and for text that is not a valid
+    /// reference.
+    pub reference: Option<imgref::Reference>,
+    pub kind: Kind,
+    pub source: Source,
+    /// Where it sits, for a person: `Deployment default/api › spec.template.spec.containers[api].image`.
+    pub context: String,
+    /// The fields of a composed reference (empty otherwise).
+    pub parts: Vec<Part>,
+}
+
+/// Input that could not be read; the rest of the input is still scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    /// Byte offset in the file where the problem was found.
+    pub offset: usize,
+    pub message: String,
+}
+
+/// Everything found in one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReport {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<ScanError>,
+}
+
+/// Settings that change what discovery reports.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` container of a pod template
+    /// that has none (before `jnlpregistry` is applied).
+    pub default_jnlp_image: String,
+}
+
+/// The Jenkins Kubernetes plugin's default agent image (`jenkins/inbound-agent`), the version the
+/// official Jenkins Helm chart pins in late 2026.
+pub const DEFAULT_JNLP_IMAGE: &str = "jenkins/inbound-agent:3385.vf1123fb_515da_-1";
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            default_jnlp_image: DEFAULT_JNLP_IMAGE.to_string(),
+        }
+    }
+}
+
+/// Whether text contains templating that a tool must not resolve itself: Helm/Go `{{ }}`,
+/// shell/Groovy/compose `${X}` and `$X`, Tekton/Kubernetes `$(x)`.
+pub fn is_templated(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if text.contains("{{") {
+        return true;
+    }
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'$'
+            && bytes
+                .get(i + 1)
+                .is_some_and(|&n| n == b'{' || n == b'(' || n == b'_' || n.is_ascii_alphabetic())
+    })
+}
+
+impl Finding {
+    /// A finding for a single value written at `span`: templated if the value has templating,
+    /// otherwise `kind` with the parsed reference. Returns `None` when the text is neither
+    /// templated nor a valid reference (so callers never report phantom images).
+    pub fn from_value(
+        value: &str,
+        span: Range<usize>,
+        exact: bool,
+        kind: Kind,
+        source: Source,
+        context: String,
+    ) -> Option<Finding> {
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let (kind, reference) = if is_templated(value) {
+            (Kind::Templated, None)
+        } else {
+            match imgref::Reference::parse(value) {
+                Ok(r) => (kind, Some(r)),
+                Err(_) => return None,
+            }
+        };
+        Some(Finding {
+            span,
+            exact,
+            image: value.to_string(),
+            reference,
+            kind,
+            source,
+            context,
+            parts: Vec::new(),
+        })
+    }
+
+    /// The normalised reference (`docker.io/library/nginx:latest`), when there is one.
+    pub fn normalized(&self) -> Option<String> {
+        self.reference.as_ref().map(|r| r.normalized().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templating_is_recognised_in_every_syntax() {
+        for t in [
+            "{{ .Values.image }}",
+            "golang:${V}",
+            "$(params.IMAGE)",
+            "static:latest-$ARCH",
+        ] {
+            assert!(is_templated(t), "{t}");
+        }
+        for t in ["nginx:1.25", "registry.k8s.io/x@sha256:00", "a/b:c$"] {
+            assert!(!is_templated(t), "{t}");
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Discovery: turn configuration text into [`Finding`]s — every container image the configuration
+//! will make a cluster pull, with its exact byte range, line and column in the original file.
+//!
+//! Formats are detected by content, not by file name: [`scan_file`] looks at the bytes and hands
+//! them to the module for that format. Strings that hold whole documents (JCasC in a ConfigMap,
+//! pod YAML in a Jenkinsfile, a manifest inside an Argo workflow) are scanned recursively, and
+//! their findings point back into the outer file through an [`OffsetMap`].
+
+mod dockerfile;
+mod finding;
+mod groovy;
+mod imagelist;
+mod lines;
+mod offsets;
+mod yaml;
+
+pub use finding::{
+    DEFAULT_JNLP_IMAGE, FileReport, Finding, Kind, Options, Part, PartRole, ScanError, Source,
+    is_templated,
+};
+pub use lines::LineIndex;
+pub use offsets::OffsetMap;
+
+/// Scan one file's bytes. `name` is used only as a hint (a `Dockerfile` with odd content is
+/// still a Dockerfile); detection is by content.
+pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
+    let mut report = FileReport::default();
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            report.errors.push(ScanError {
+                offset: e.valid_up_to(),
+                message: "not UTF-8 text".to_string(),
+            });
+            return report;
+        }
+    };
+    let map = OffsetMap::identity();
+    match detect(name, text) {
+        Format::Dockerfile => dockerfile::scan(text, &map, opts, &mut report),
+        Format::Jenkinsfile => groovy::scan(text, &map, "", opts, &mut report),
+        Format::ImageList => imagelist::scan(text, &mut report),
+        Format::Yaml => yaml::scan_file(text, opts, &mut report),
+        Format::Unknown => {}
+    }
+    report.findings.sort_by(|a, b| {
+        a.span
+            .start
+            .cmp(&b.span.start)
+            .then(a.span.end.cmp(&b.span.end))
+    });
+    report
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Dockerfile,
+    Jenkinsfile,
+    ImageList,
+    Yaml,
+    Unknown,
+}
+
+fn detect(name: &str, text: &str) -> Format {
+    let base = name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(name)
+        .to_ascii_lowercase();
+    if dockerfile::looks_like(&base, text) {
+        Format::Dockerfile
+    } else if groovy::looks_like(&base, text) {
+        Format::Jenkinsfile
+    } else if imagelist::looks_like(text) {
+        Format::ImageList
+    } else if yaml::looks_like(&base, text) {
+        Format::Yaml
+    } else {
+        Format::Unknown
+    }
+}

@@ -1,0 +1,138 @@
+//! Jenkins Configuration as Code: Kubernetes cloud pod templates (`containers[].image`, the raw
+//! pod `yaml:`), and the `jnlp` agent image the Kubernetes plugin injects into every template
+//! that has no container named `jnlp` after `inheritFrom` — prefixed with `jnlpregistry`.
+
+use super::{Node, Path, Walk};
+use crate::{Finding, Kind, Source};
+
+/// Keys only a JCasC `jenkins:` section has; a Helm values file may also have `jenkins:` (a
+/// subchart's settings), which is not JCasC.
+const JCASC_KEYS: &[&str] =
+    &["clouds", "securityRealm", "authorizationStrategy", "systemMessage", "numExecutors", "nodes", "crumbIssuer"];
+
+pub(super) fn looks_like(doc: &Node) -> bool {
+    doc.get("jenkins").is_some_and(|j| JCASC_KEYS.iter().any(|k| j.get(k).is_some()))
+}
+
+pub(super) fn scan(w: &mut Walk, doc: &Node) {
+    let Some(clouds) = doc
+        .get("jenkins")
+        .and_then(|j| j.get("clouds"))
+        .and_then(Node::as_seq)
+    else {
+        return;
+    };
+    for (ci, cloud) in clouds.iter().enumerate() {
+        let Some(k8s) = cloud.get("kubernetes") else {
+            continue;
+        };
+        let path = Path::new()
+            .key("jenkins")
+            .key("clouds")
+            .item(ci, k8s.str_at("name"))
+            .key("kubernetes");
+        let templates = k8s.get("templates").and_then(Node::as_seq).unwrap_or(&[]);
+        let jnlpregistry = k8s.str_at("jnlpregistry");
+        for (ti, t) in templates.iter().enumerate() {
+            let tpath = path.key("templates").item(ti, t.str_at("name"));
+            template(w, t, &tpath);
+            if has_jnlp(t, templates, 0) == Some(false) {
+                implicit_jnlp(w, t, &tpath, jnlpregistry);
+            }
+        }
+    }
+}
+
+fn template(w: &mut Walk, t: &Node, path: &Path) {
+    for (i, c) in t
+        .get("containers")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if let Some(Node::Scalar(s)) = c.get("image") {
+            let context = w.context(
+                "",
+                &path
+                    .key("containers")
+                    .item(i, c.str_at("name"))
+                    .key("image"),
+            );
+            w.value(s, Kind::Literal, Source::Jcasc, context);
+        }
+    }
+    if let Some(Node::Scalar(yaml)) = t.get("yaml") {
+        let context = w.context("", &path.key("yaml"));
+        w.embedded(yaml, context);
+    }
+}
+
+/// Whether the template ends up with a `jnlp` container: `None` when it inherits from a template
+/// this file does not define, so the answer is unknown.
+fn has_jnlp(t: &Node, all: &[Node], depth: usize) -> Option<bool> {
+    let named_jnlp = |c: &Node| c.str_at("name") == Some("jnlp");
+    if t.get("containers")
+        .and_then(Node::as_seq)
+        .is_some_and(|cs| cs.iter().any(named_jnlp))
+    {
+        return Some(true);
+    }
+    if t.str_at("yaml").is_some_and(pod_yaml_has_jnlp) {
+        return Some(true);
+    }
+    // Guard against inheritance cycles in broken configuration.
+    if depth > 16 {
+        return None;
+    }
+    for parent in t
+        .str_at("inheritFrom")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        let p = all.iter().find(|c| c.str_at("name") == Some(parent))?;
+        if has_jnlp(p, all, depth + 1)? {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// A raw pod YAML with a container named `jnlp` (Jenkinsfiles and JCasC templates both use this).
+pub(crate) fn pod_yaml_has_jnlp(yaml: &str) -> bool {
+    yaml.lines().any(|l| {
+        let l = l.trim_start().trim_start_matches("- ").trim();
+        matches!(l, "name: jnlp" | "name: \"jnlp\"" | "name: 'jnlp'")
+    })
+}
+
+fn implicit_jnlp(w: &mut Walk, t: &Node, path: &Path, jnlpregistry: Option<&str>) {
+    let default = &w.opts.default_jnlp_image;
+    let image = match jnlpregistry {
+        Some(r) => format!("{}/{default}", r.trim_end_matches('/')),
+        None => default.clone(),
+    };
+    let Ok(reference) = imgref::Reference::parse(&image) else {
+        return;
+    };
+    let Some(anchor) = t.get("name").and_then(Node::as_scalar) else {
+        return;
+    };
+    let span = w.span(anchor).0;
+    let context = w.context(
+        "",
+        &path
+            .key("containers")
+            .key("jnlp (injected by the Kubernetes plugin)"),
+    );
+    w.push(Finding {
+        span,
+        exact: false,
+        image,
+        reference: Some(reference),
+        kind: Kind::Implicit,
+        source: Source::Jcasc,
+        context,
+        parts: Vec::new(),
+    });
+}

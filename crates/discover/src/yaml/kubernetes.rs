@@ -1,0 +1,215 @@
+//! Kubernetes objects: every pod spec wherever it nests (Deployment, CronJob, Argo and Tekton
+//! templates), image fields of custom resources people ship (`spec.image` of Prometheus,
+//! Alertmanager, ThanosRuler, StepAction), and images handed to operators as container flags,
+//! `*_IMAGE` env vars and pipeline parameters named `…image` (kind `heuristic`).
+
+use super::{Node, Path, Scalar, Walk};
+use crate::{Finding, Kind, Source};
+
+/// Keys whose value is a list of containers, in Kubernetes, Argo Workflows and Tekton.
+const CONTAINER_LISTS: &[&str] = &[
+    "containers",
+    "initContainers",
+    "ephemeralContainers",
+    "sidecars",
+    "steps",
+];
+/// Keys whose value is a single container-like map (Argo `container`/`script`, Tekton `stepTemplate`).
+const CONTAINER_MAPS: &[&str] = &["container", "script", "stepTemplate"];
+
+pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
+    let kind = doc.str_at("kind").unwrap_or_default();
+    let meta = doc.get("metadata");
+    let name = meta.and_then(|m| m.str_at("name"));
+    let owner = match (meta.and_then(|m| m.str_at("namespace")), name) {
+        (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
+        (None, Some(n)) => format!("{kind} {n}"),
+        _ => kind.to_string(),
+    };
+    walk(w, &owner, doc, &mut Path::new());
+}
+
+/// A piece of a manifest without `apiVersion`/`kind` (a pod spec in a JCasC template).
+pub(super) fn scan_fragment(w: &mut Walk, doc: &Node) {
+    walk(w, "", doc, &mut Path::new());
+}
+
+fn walk(w: &mut Walk, owner: &str, node: &Node, path: &mut Path) {
+    match node {
+        Node::Map(_) => {
+            for (key, value) in node.entries() {
+                // Labels and annotations (a last-applied-configuration copy included) are
+                // descriptions of the object, never something it pulls.
+                if key == "metadata" {
+                    continue;
+                }
+                path.push_key(key);
+                match value {
+                    Node::Seq(items) if CONTAINER_LISTS.contains(&key) => {
+                        for (i, item) in items.iter().enumerate() {
+                            path.push_item(i, item.str_at("name"));
+                            container(w, owner, item, path);
+                            path.pop();
+                        }
+                    }
+                    Node::Map(_) if CONTAINER_MAPS.contains(&key) => {
+                        container(w, owner, value, path)
+                    }
+                    Node::Seq(items) if key == "params" || key == "parameters" => {
+                        parameters(w, owner, items, path);
+                        walk(w, owner, value, path);
+                    }
+                    Node::Scalar(s) if key == "image" && path.is_key_path(&["spec", "image"]) => {
+                        let context = w.context(owner, path);
+                        w.value(s, Kind::Literal, Source::Kubernetes, context);
+                    }
+                    _ => walk(w, owner, value, path),
+                }
+                path.pop();
+            }
+        }
+        Node::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push_item(i, item.str_at("name"));
+                walk(w, owner, item, path);
+                path.pop();
+            }
+        }
+        Node::Scalar(s) => {
+            let context = w.context(owner, path);
+            w.embedded(s, context);
+        }
+    }
+}
+
+/// A container (or Argo/Tekton step): its image, image flags in its command line, `*_IMAGE` env.
+fn container(w: &mut Walk, owner: &str, c: &Node, path: &mut Path) {
+    if let Some(Node::Scalar(s)) = c.get("image") {
+        let context = w.context(owner, &path.key("image"));
+        w.value(s, Kind::Literal, Source::Kubernetes, context);
+    }
+    for key in ["command", "args"] {
+        if let Some(items) = c.get(key).and_then(Node::as_seq) {
+            flags(w, owner, items, &path.key(key));
+        }
+    }
+    if let Some(env) = c.get("env").and_then(Node::as_seq) {
+        for (i, var) in env.iter().enumerate() {
+            let (Some(name), Some(Node::Scalar(value))) = (var.str_at("name"), var.get("value"))
+            else {
+                continue;
+            };
+            if name.to_ascii_uppercase().ends_with("IMAGE") {
+                let context = w.context(owner, &path.key("env").item(i, Some(name)).key("value"));
+                w.value(value, Kind::Heuristic, Source::Kubernetes, context);
+            }
+        }
+    }
+    // Scripts and nested documents inside the container (an Argo `script.source`).
+    for (key, value) in c.entries() {
+        if let Node::Scalar(s) = value {
+            if key != "image" {
+                let context = w.context(owner, &path.key(key));
+                w.embedded(s, context);
+            }
+        }
+    }
+}
+
+/// Images passed on an operator's command line: `--engine-image=REF`, `--engine-image REF`, and
+/// any `--flag=REF` whose value is unmistakably an image (a registry host and a tag or digest,
+/// like `--prometheus-config-reloader=quay.io/…:v0.93.1`).
+fn flags(w: &mut Walk, owner: &str, items: &[Node], path: &Path) {
+    for (i, item) in items.iter().enumerate() {
+        let Some(s) = item.as_scalar() else { continue };
+        let Some(flag) = s
+            .value
+            .strip_prefix("--")
+            .or_else(|| s.value.strip_prefix('-'))
+        else {
+            continue;
+        };
+        let context = w.context(owner, &path.item(i, None));
+        match flag.split_once('=') {
+            Some((name, value)) if names_an_image(name) || is_unmistakable_image(value) => {
+                let start = s.value.len() - value.len();
+                w.value_part(
+                    s,
+                    start..s.value.len(),
+                    Kind::Heuristic,
+                    Source::Kubernetes,
+                    context,
+                );
+            }
+            None if names_an_image(flag) => {
+                if let Some(Node::Scalar(next)) = items.get(i + 1) {
+                    let context = w.context(owner, &path.item(i + 1, None));
+                    w.value(next, Kind::Heuristic, Source::Kubernetes, context);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn names_an_image(name: &str) -> bool {
+    name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case("image")
+}
+
+fn is_unmistakable_image(value: &str) -> bool {
+    if value.contains("://") || crate::is_templated(value) {
+        return false;
+    }
+    imgref::Reference::parse(value).is_ok_and(|r| {
+        r.domain().is_some_and(|d| d.contains('.')) && (r.tag().is_some() || r.digest().is_some())
+    })
+}
+
+/// Pipeline parameters whose name says they hold an image (Tekton `BUILDER_IMAGE`, KubeSphere
+/// `GolangDockerImage`): their default or given value is what the pipeline runs.
+fn parameters(w: &mut Walk, owner: &str, items: &[Node], path: &Path) {
+    for (i, item) in items.iter().enumerate() {
+        let Some(name) = item.str_at("name") else {
+            continue;
+        };
+        let squashed: String = name.chars().filter(|c| *c != '-' && *c != '_').collect();
+        if !names_an_image(&squashed) {
+            continue;
+        }
+        for key in ["default", "value"] {
+            if let Some(Node::Scalar(s)) = item.get(key) {
+                if !crate::is_templated(&s.value) {
+                    let context = w.context(owner, &path.item(i, Some(name)).key(key));
+                    w.value(s, Kind::Heuristic, Source::Kubernetes, context);
+                }
+            }
+        }
+    }
+}
+
+impl Walk<'_> {
+    /// Report part of a scalar (the value after `--flag=`) as an image.
+    pub(super) fn value_part(
+        &mut self,
+        s: &Scalar,
+        range: std::ops::Range<usize>,
+        kind: Kind,
+        source: Source,
+        context: String,
+    ) -> bool {
+        let (whole, exact) = self.span(s);
+        let span = if exact {
+            whole.start + range.start..whole.start + range.end
+        } else {
+            whole
+        };
+        let value = &s.value[range];
+        match Finding::from_value(value, span, exact, kind, source, context) {
+            Some(f) => {
+                self.push(f);
+                true
+            }
+            None => false,
+        }
+    }
+}

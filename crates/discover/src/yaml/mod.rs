@@ -1,0 +1,379 @@
+//! YAML sources: Kubernetes manifests, Helm values, JCasC, k0s, kustomize and docker-compose.
+//!
+//! A file is split into documents, each parsed into a [`tree::Node`] with exact byte spans, and
+//! each document is handed to the module for its format, decided by its content (`apiVersion` and
+//! `kind`, a top-level `jenkins:` or `services:` key, …). Multi-line strings that hold documents of
+//! their own are scanned again through [`Walk::embedded`], with their offsets mapped back to the
+//! file. A Helm template that is not YAML yet falls back to a line scan of its `image:` keys.
+
+mod compose;
+mod helm;
+mod jcasc;
+mod k0s;
+mod kubernetes;
+mod kustomize;
+mod path;
+mod tree;
+
+use std::ops::Range;
+
+use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
+pub(crate) use path::Path;
+pub(crate) use tree::{Node, Scalar};
+
+pub(crate) fn looks_like(base: &str, text: &str) -> bool {
+    if base.ends_with(".yaml") || base.ends_with(".yml") || base.ends_with(".json") || base == "-" {
+        return true;
+    }
+    // Files without a YAML extension are read only when they start like a manifest.
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    first.is_some_and(|l| l == "---" || l.starts_with("apiVersion:") || l.starts_with("services:"))
+}
+
+/// Scan a whole YAML file (possibly many documents).
+pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
+    let templated_file = text.contains("{{");
+    for chunk in documents(text) {
+        let body = &text[chunk.clone()];
+        if is_crd(body) {
+            // A CustomResourceDefinition only describes fields; its "image" properties are schema.
+            continue;
+        }
+        let (docs, err) = tree::parse(body);
+        if let Some(err) = err {
+            if templated_file {
+                // A Helm template before rendering: report what its image keys say, as written.
+                template_lines(body, chunk.start, out);
+            } else {
+                out.errors.push(ScanError {
+                    offset: chunk.start + err.offset,
+                    message: err.message,
+                });
+                let mut walk = Walk::new(
+                    body,
+                    OffsetMap::shifted(chunk.start),
+                    String::new(),
+                    opts,
+                    out,
+                );
+                docs.iter().for_each(|d| walk.document(d, false));
+            }
+            continue;
+        }
+        let mut walk = Walk::new(
+            body,
+            OffsetMap::shifted(chunk.start),
+            String::new(),
+            opts,
+            out,
+        );
+        docs.iter().for_each(|d| walk.document(d, false));
+    }
+}
+
+/// Scan YAML embedded in another document (pod YAML in a Jenkinsfile): `map` maps offsets in
+/// `text` to the file, `context` is prefixed to every finding's context.
+pub(crate) fn scan_embedded(
+    text: &str,
+    map: &OffsetMap,
+    context: &str,
+    opts: &Options,
+    out: &mut FileReport,
+) {
+    let (docs, _) = tree::parse(text);
+    let mut walk = Walk::new(text, map.clone(), context.to_string(), opts, out);
+    docs.iter().for_each(|d| walk.document(d, true));
+}
+
+/// Byte ranges of the documents in a stream, split at `---` lines. Splitting before parsing
+/// lets a 50-document release manifest skip its CRDs without building their trees.
+fn documents(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut line = 0;
+    while line < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[line..]).map_or(bytes.len(), |i| line + i);
+        let l = &bytes[line..end];
+        if l.starts_with(b"---") && l.get(3).is_none_or(|b| b.is_ascii_whitespace()) && line > 0 {
+            starts.push(line);
+        }
+        line = end + 1;
+    }
+    starts.push(text.len());
+    starts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+fn is_crd(doc: &str) -> bool {
+    doc.lines().any(|l| {
+        l.strip_prefix("kind:").is_some_and(|v| {
+            let v = v
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(['"', '\'']);
+            v == "CustomResourceDefinition"
+        })
+    })
+}
+
+/// Line scan of a Helm template that is not valid YAML: every `image:` key's value, as written.
+fn template_lines(body: &str, base: usize, out: &mut FileReport) {
+    let mut line_start = 0;
+    for line in body.split_inclusive('\n') {
+        if let Some(found) = template_image_value(line) {
+            let (value, range) = found;
+            let span = base + line_start + range.start..base + line_start + range.end;
+            let context = format!("template line › image: {}", value.trim());
+            if let Some(f) = Finding::from_value(
+                value,
+                span,
+                true,
+                Kind::Literal,
+                Source::Kubernetes,
+                context,
+            ) {
+                out.findings.push(f);
+            }
+        }
+        line_start += line.len();
+    }
+}
+
+/// The value of an `image:` key on a line, unquoted, with its byte range in the line.
+fn template_image_value(line: &str) -> Option<(&str, Range<usize>)> {
+    let trimmed = line.trim_start();
+    let lead = line.len() - trimmed.len();
+    let rest = trimmed
+        .strip_prefix("- ")
+        .map(str::trim_start)
+        .unwrap_or(trimmed);
+    let key_at = lead + (trimmed.len() - rest.len());
+    let value = rest.strip_prefix("image:")?;
+    let mut start = key_at + "image:".len() + (value.len() - value.trim_start().len());
+    let mut v = value.trim();
+    if let Some(i) = v.find(" #") {
+        v = v[..i].trim_end();
+    }
+    if v.len() >= 2
+        && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
+    {
+        v = &v[1..v.len() - 1];
+        start += 1;
+    }
+    (!v.is_empty() && !v.starts_with('|') && !v.starts_with('>'))
+        .then(|| (v, start..start + v.len()))
+}
+
+/// One document being walked: the text it was parsed from, how its offsets map to the file, the
+/// context of the string it is embedded in, and where findings go.
+pub(crate) struct Walk<'a> {
+    pub text: &'a str,
+    pub map: OffsetMap,
+    pub prefix: String,
+    pub opts: &'a Options,
+    pub out: &'a mut FileReport,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        text: &'a str,
+        map: OffsetMap,
+        prefix: String,
+        opts: &'a Options,
+        out: &'a mut FileReport,
+    ) -> Self {
+        Walk {
+            text,
+            map,
+            prefix,
+            opts,
+            out,
+        }
+    }
+
+    /// Dispatch one document to its format. `embedded` documents never fall back to Helm values
+    /// (a shell script or a settings file inside a ConfigMap is not a values file).
+    fn document(&mut self, doc: &Node, embedded: bool) {
+        if doc.as_map().is_none() {
+            return;
+        }
+        let api = doc.str_at("apiVersion");
+        let kind = doc.str_at("kind");
+        match (api, kind) {
+            (Some(_), Some("CustomResourceDefinition")) => {}
+            (Some(a), _) if a.starts_with("k0s.k0sproject.io") => k0s::scan(self, doc, "spec"),
+            (Some(a), _) if a.starts_with("k0sctl.k0sproject.io") => k0s::scan_k0sctl(self, doc),
+            (Some(a), _) if a.starts_with("kustomize.config.k8s.io") => kustomize::scan(self, doc),
+            (Some(_), Some(_)) => kubernetes::scan_object(self, doc),
+            _ if jcasc::looks_like(doc) => jcasc::scan(self, doc),
+            _ if compose::looks_like(doc) => compose::scan(self, doc),
+            _ if kustomize::looks_like(doc) => kustomize::scan(self, doc),
+            _ if embedded => kubernetes::scan_fragment(self, doc),
+            _ => helm::scan(self, doc),
+        }
+    }
+
+    /// Context string for a finding at `path` inside `owner` (e.g. `Deployment default/api`).
+    pub fn context(&self, owner: &str, path: &Path) -> String {
+        let mut s = self.prefix.clone();
+        if !owner.is_empty() {
+            s.push_str(owner);
+            s.push_str(" › ");
+        }
+        s.push_str(&path.to_string());
+        s
+    }
+
+    /// File byte range of a scalar, and whether it is exactly the value.
+    pub fn span(&self, s: &Scalar) -> (Range<usize>, bool) {
+        (
+            self.map.map_range(s.span.clone()),
+            s.exact && self.map.is_exact(),
+        )
+    }
+
+    /// Report a scalar's value as an image (or templated text); nothing if it is neither.
+    pub fn value(&mut self, s: &Scalar, kind: Kind, source: Source, context: String) -> bool {
+        let (span, exact) = self.span(s);
+        match Finding::from_value(&s.value, span, exact, kind, source, context) {
+            Some(f) => {
+                self.out.findings.push(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn push(&mut self, f: Finding) {
+        self.out.findings.push(f);
+    }
+
+    /// Scan a multi-line string that may hold a document of its own (JCasC in a ConfigMap, a
+    /// manifest in an Argo resource template, a pipeline in a KubeSphere ClusterTemplate).
+    pub fn embedded(&mut self, s: &Scalar, context: String) {
+        if !s.value.contains('\n') || !contains_ignore_case(&s.value, "image") {
+            return;
+        }
+        let map = self.map.compose(&s.value_map(self.text));
+        let prefix = format!("{context} › ");
+        if crate::groovy::looks_like_pipeline(&s.value) {
+            crate::groovy::scan(&s.value, &map, &prefix, self.opts, self.out);
+            return;
+        }
+        let (docs, _) = tree::parse(&s.value);
+        let mut inner = Walk::new(&s.value, map, prefix, self.opts, self.out);
+        docs.iter().for_each(|d| inner.document(d, true));
+    }
+}
+
+pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_split_at_separator_lines_only() {
+        let text = "a: 1\n---\nb: '---'\n--- # c\nc: 3\n";
+        let docs = documents(text);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(&text[docs[1].clone()], "---\nb: '---'\n");
+    }
+
+    #[test]
+    fn template_line_values_are_unquoted_with_exact_ranges() {
+        let line = "      - image: \"{{ .Values.x }}:1\" # c\n";
+        let (v, r) = template_image_value(line).unwrap();
+        assert_eq!(v, "{{ .Values.x }}:1");
+        assert_eq!(&line[r], v);
+        assert!(template_image_value("  imagePullPolicy: x\n").is_none());
+    }
+}
+
+impl Walk<'_> {
+    /// Report a reference assembled from fields, e.g. Helm `registry`/`repository`/`tag`.
+    /// Empty parts are left out with their separator. Without a tag or digest the reference is
+    /// `templated` when `missing_tag_is_templated` (a Helm chart fills it from `appVersion`).
+    pub fn composed(
+        &mut self,
+        parts: &[(crate::PartRole, &Scalar)],
+        source: Source,
+        context: String,
+        missing_tag_is_templated: bool,
+    ) {
+        use crate::PartRole::*;
+        let value = |role| {
+            parts
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, s)| s.value.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(repository) = value(Repository) else {
+            return;
+        };
+        let mut image = String::new();
+        if let Some(registry) = value(Registry) {
+            image.push_str(registry.trim_end_matches('/'));
+            image.push('/');
+        }
+        image.push_str(repository);
+        if let Some(tag) = value(Tag) {
+            image.push(':');
+            image.push_str(tag);
+        }
+        if let Some(digest) = value(Digest) {
+            image.push('@');
+            image.push_str(digest);
+        }
+        let anchor = parts
+            .iter()
+            .find(|(r, _)| *r == Repository)
+            .map(|(_, s)| *s)
+            .expect("repository part");
+        let span = self.span(anchor).0;
+        let untagged = value(Tag).is_none() && value(Digest).is_none();
+        let (kind, reference) =
+            if crate::is_templated(&image) || (untagged && missing_tag_is_templated) {
+                (Kind::Templated, None)
+            } else {
+                match imgref::Reference::parse(&image) {
+                    Ok(r) => (Kind::Composed, Some(r)),
+                    Err(_) => return,
+                }
+            };
+        let parts = parts
+            .iter()
+            .filter(|(_, s)| !s.is_null() && !s.value.trim().is_empty())
+            .map(|(role, s)| {
+                let (span, exact) = self.span(s);
+                crate::Part {
+                    role: *role,
+                    value: s.value.clone(),
+                    span,
+                    exact,
+                }
+            })
+            .collect();
+        // The span is one field of several, so it never spells the whole reference.
+        self.push(Finding {
+            span,
+            exact: false,
+            image,
+            reference,
+            kind,
+            source,
+            context,
+            parts,
+        });
+    }
+}

@@ -1,0 +1,64 @@
+//! The command line: verbs, flags and their help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Make a Kubernetes platform work in an air-gapped or rate-limited cluster: find every image it
+/// pulls, carry the images across, point the configuration at a private registry, and enforce it.
+///
+/// Exit codes: 0 ok, 1 findings that fail a check or policy violations, 2 usage error or input
+/// that could not be read, 3 registry or network failure.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find every image that configuration will pull, with exact positions.
+    ///
+    /// Reads Kubernetes manifests, Helm values, JCasC, Jenkinsfiles, k0s and k0sctl configs,
+    /// kustomizations, docker-compose files, Dockerfiles and image lists, detected by content.
+    /// Directories are walked recursively (skipping .git, target and node_modules); `-` reads
+    /// standard input.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan, or `-` for standard input.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
+    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
+    pub jnlp_image: String,
+
+    /// When to colour the table.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Grouped by image, with counts and locations.
+    Table,
+    /// Unique normalised references of images to pull, one a line (input for `pack`).
+    List,
+    /// Every finding and error, machine-readable.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}

@@ -1,0 +1,12 @@
+//! One module per verb; `run` dispatches.
+
+mod scan;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Scan(args) => scan::run(&args),
+    }
+}

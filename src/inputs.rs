@@ -1,0 +1,71 @@
+//! Turning the paths a user gives into the files to read: directories walked recursively in a
+//! stable order (skipping version control, build output and dependencies), `-` for stdin.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Directories that never hold a platform's own configuration.
+const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
+
+/// A file to scan: its name as the user will see it, and where to read it from.
+pub enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    pub fn display(&self) -> String {
+        match self {
+            Input::File(p) => p.display().to_string(),
+            Input::Stdin => "-".to_string(),
+        }
+    }
+
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Input::File(p) => std::fs::read(p),
+            Input::Stdin => {
+                let mut buf = Vec::new();
+                std::io::stdin().read_to_end(&mut buf)?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// Expand the given paths. A path that does not exist is an error naming it.
+pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(Input::Stdin);
+            continue;
+        }
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            walk(p, &mut out).with_context(|| format!("cannot read directory {}", p.display()))?;
+        } else {
+            out.push(Input::File(p.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<Input>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            if !SKIPPED_DIRS.iter().any(|s| e.file_name() == *s) {
+                walk(&path, out)?;
+            }
+        } else if ty.is_file() {
+            out.push(Input::File(path));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The `airlock` binary: parse the command line, run one verb, map the outcome to an exit code.
+//! Every verb lives in its own module under `cmd/`; the work itself lives in the crates.
+
+mod cli;
+mod cmd;
+mod exit;
+mod inputs;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("airlock: {err:#}");
+            exit::Exit::from_error(&err).into()
+        }
+    }
+}

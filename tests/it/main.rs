@@ -1,0 +1,22 @@
+//! Integration tests of the `airlock` binary, in one test binary (ripgrep style).
+
+mod corpus;
+mod scan_cli;
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+
+/// The binary under test.
+pub fn airlock() -> Command {
+    Command::cargo_bin("airlock").expect("airlock binary")
+}
+
+/// A fresh temporary directory per test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
