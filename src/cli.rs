@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::ConfigArgs;
+
 /// Make a Kubernetes platform work in an air-gapped or rate-limited cluster: find every image it
 /// pulls, carry the images across, point the configuration at a private registry, and enforce it.
 ///
@@ -25,6 +27,14 @@ pub enum Command {
     /// Directories are walked recursively (skipping .git, target and node_modules); `-` reads
     /// standard input.
     Scan(ScanArgs),
+
+    /// Point every image reference at the private registry, editing values in place.
+    ///
+    /// Only the bytes of image values change: comments, quotes, anchors, indentation and block
+    /// scalars stay as written. Split Helm fields are changed part by part. Each edited file is
+    /// read again and nothing is written unless only the intended values changed. Templated
+    /// values are reported, not edited. Prints a unified diff unless --write or --check.
+    Rewrite(RewriteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +54,32 @@ pub struct ScanArgs {
     /// When to colour the table.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RewriteArgs {
+    /// Files or directories to rewrite.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Edit the files in place.
+    #[arg(long, conflicts_with = "check")]
+    pub write: bool,
+
+    /// Change nothing; exit 1 if anything would change (for CI).
+    #[arg(long)]
+    pub check: bool,
+
+    /// Also add the settings that move implicit images (a Jenkins cloud's `jnlpregistry`).
+    #[arg(long)]
+    pub fix_implicit: bool,
+
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
+    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
+    pub jnlp_image: String,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+mod rewrite;
 mod scan;
 
 use crate::cli::{Cli, Command};
@@ -8,5 +9,6 @@ use crate::exit::Exit;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Scan(args) => scan::run(&args),
+        Command::Rewrite(args) => rewrite::run(&args),
     }
 }

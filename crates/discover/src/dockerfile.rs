@@ -184,13 +184,24 @@ struct Logical {
 impl Logical {
     /// The file range of `r` and whether it is a verbatim copy (it does not straddle a line break).
     fn locate(&self, r: Range<usize>, map: &OffsetMap) -> (Range<usize>, bool) {
-        let inner = OffsetMap::from_segments(self.segs.clone(), true);
-        let seg_of = |off: usize| self.segs.partition_point(|&(s, _)| s <= off);
-        let one_piece = r.is_empty() || seg_of(r.start) == seg_of(r.end - 1);
-        (
-            map.map_range(inner.map_range(r)),
-            one_piece && map.is_exact(),
-        )
+        let seg_of = |off: usize| {
+            self.segs
+                .partition_point(|&(s, _)| s <= off)
+                .saturating_sub(1)
+        };
+        let to_text = |off: usize| {
+            let (s, o) = self.segs.get(seg_of(off)).copied().unwrap_or((0, 0));
+            o + off.saturating_sub(s)
+        };
+        let last = r.end.saturating_sub(1).max(r.start);
+        let one_piece = seg_of(r.start) == seg_of(last);
+        let start = to_text(r.start);
+        let end = if r.is_empty() {
+            start
+        } else {
+            to_text(last) + 1
+        };
+        (map.map_range(start..end), one_piece && map.is_exact())
     }
 }
 
@@ -242,7 +253,8 @@ fn is_blank_or_comment(line: &str) -> bool {
 
 /// Skip the bodies of the heredocs a `RUN`/`COPY`/`ADD` line opens; returns the next line index.
 fn skip_heredocs(instruction: &str, lines: &[(usize, &str)], mut i: usize) -> usize {
-    let mut words = instruction.split_whitespace();
+    // Quote-aware words: `echo "a <<EOF"` opens no heredoc.
+    let mut words = words(instruction, 0).into_iter().map(|r| &instruction[r]);
     let first = words.next().unwrap_or("");
     let first = if first.eq_ignore_ascii_case("onbuild") {
         words.next().unwrap_or("")
@@ -349,7 +361,8 @@ impl<'a> Scan<'a> {
             "arg" => self.arg(line, args),
             "copy" => self.copy(line, args, prefix),
             "run" => self.run(line, args, prefix),
-            "onbuild" => {
+            // Docker does not allow ONBUILD ONBUILD; stopping here also bounds the recursion.
+            "onbuild" if prefix.is_empty() => {
                 if let Some(next) = args.first() {
                     let inner = &line.text[next.start..];
                     self.instruction(line, inner, next.start, "ONBUILD ");
@@ -694,6 +707,14 @@ mod tests {
         assert_eq!(heredoc_delimiter("<<\"X\""), Some(("X", false)));
         assert_eq!(heredoc_delimiter("<<<word"), None);
         assert_eq!(heredoc_delimiter("<<"), None);
+    }
+
+    #[test]
+    fn quoted_heredoc_markers_open_nothing() {
+        let text = "RUN echo \"a <<EOF\"\nFROM alpine:3\nEOF\n";
+        let lines = logical_lines(text, 0, '\\');
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["RUN echo \"a <<EOF\"", "FROM alpine:3", "EOF"]);
     }
 
     #[test]

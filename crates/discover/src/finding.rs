@@ -97,6 +97,9 @@ pub enum PartRole {
     Repository,
     Tag,
     Digest,
+    /// A kustomize `name:` that selects the image to replace: part of the reference, but editing
+    /// it would break the match (the fix is to add `newName`).
+    Selector,
 }
 
 /// One field of a composed reference: its role, its value and where the value is written.
@@ -129,8 +132,44 @@ pub struct Finding {
     pub source: Source,
     /// Where it sits, for a person: `Deployment default/api › spec.template.spec.containers[api].image`.
     pub context: String,
-    /// The fields of a composed reference (empty otherwise).
+    /// The fields of a composed reference (empty otherwise); for an implicit `jnlp` image, the
+    /// cloud's `jnlpregistry` when it is set.
     pub parts: Vec<Part>,
+    /// Where a missing setting that would change this image can be added (a Jenkins cloud's
+    /// `jnlpregistry`), for `rewrite --fix-implicit`.
+    pub insertion: Option<Insertion>,
+}
+
+/// A place to add a `key: value` line to a YAML block mapping: before the mapping's first key,
+/// at `offset`, with that key's indentation (taken from the file by whoever inserts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insertion {
+    /// Byte offset of the mapping's first key.
+    pub offset: usize,
+    pub key: &'static str,
+}
+
+/// A pod spec in a workload, with what `check` needs to know about its pull credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// `Deployment ns/name`, as in finding contexts.
+    pub owner: String,
+    pub namespace: Option<String>,
+    /// `spec.serviceAccountName` (Kubernetes uses `default` when it is absent).
+    pub service_account: Option<String>,
+    pub pull_secrets: Vec<String>,
+    /// Byte offset of the pod spec, to point at.
+    pub offset: usize,
+    /// The images its containers pull, as written.
+    pub images: Vec<String>,
+}
+
+/// A ServiceAccount and the pull secrets it gives the pods that use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub pull_secrets: Vec<String>,
 }
 
 /// Input that could not be read; the rest of the input is still scanned.
@@ -146,6 +185,8 @@ pub struct ScanError {
 pub struct FileReport {
     pub findings: Vec<Finding>,
     pub errors: Vec<ScanError>,
+    pub workloads: Vec<Workload>,
+    pub service_accounts: Vec<ServiceAccount>,
 }
 
 /// Settings that change what discovery reports.
@@ -216,6 +257,7 @@ impl Finding {
             source,
             context,
             parts: Vec::new(),
+            insertion: None,
         })
     }
 

@@ -16,6 +16,8 @@ use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
 const MAX_DEPTH: usize = 4;
 /// How deep `"${ "…" }"` strings may nest before quotes inside them are taken as plain text.
 const MAX_STRING_NESTING: usize = 16;
+/// How many enclosing groups a context names.
+const MAX_CHAIN: usize = 32;
 const JNLP_NOTE: &str = "jnlp (injected by the Kubernetes plugin)";
 
 /// Whether a file is a Jenkinsfile: named like one (`Jenkinsfile*`, `*.groovy`) or holding a
@@ -125,12 +127,11 @@ fn scan_at_depth(
     depth: usize,
 ) {
     let (toks, errors) = lex(text);
-    for e in errors {
-        out.errors.push(ScanError {
-            offset: map.map(e.offset),
-            message: e.message,
-        });
-    }
+    let at_file = |e: ScanError| ScanError {
+        offset: map.map(e.offset),
+        ..e
+    };
+    out.errors.extend(errors.into_iter().map(at_file));
     let tree = Tree::build(text, toks);
     let mut scan = Scan {
         tree: &tree,
@@ -325,17 +326,12 @@ impl Lexer<'_> {
             'f' => Some('\u{c}'),
             's' => Some(' '),
             '\n' => None, // a line continuation
-            'u' => match self
-                .src
-                .get(after + 1..after + 5)
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-            {
-                Some(code) => {
-                    len = 5;
-                    char::from_u32(code)
-                }
-                None => Some('u'),
-            },
+            'u' => {
+                let hex = self.src.get(after + 1..after + 5);
+                let code = hex.and_then(|h| u32::from_str_radix(h, 16).ok());
+                len += if code.is_some() { 4 } else { 0 };
+                code.map_or(Some('u'), char::from_u32)
+            }
             other => Some(other),
         };
         lit.value.extend(decoded);
@@ -369,13 +365,9 @@ impl Lexer<'_> {
             i += 1;
         }
         // `i` is after an ASCII `}`, after a string, or at the end: always a char boundary.
-        let end = if self.src.is_char_boundary(i) {
-            i
-        } else {
-            self.src.len()
-        };
-        lit.value.push_str(&self.src[start..end]);
-        self.pos = end;
+        lit.value
+            .push_str(self.src.get(start..i).unwrap_or_default());
+        self.pos = i;
     }
 
     fn error(&mut self, offset: usize, message: &str) {
@@ -398,6 +390,14 @@ struct Tree<'a> {
     close: Vec<usize>,
     /// For a closer, its opener.
     open: Vec<Option<usize>>,
+    /// For a group, the string of its `name` argument (`name: 'x'`, `name 'x'`), if any.
+    name_arg: Vec<Option<usize>>,
+    /// For a group, its first token.
+    first_child: Vec<Option<usize>>,
+    /// For a group, whether it has an `inheritFrom` argument naming a template.
+    inherits: Vec<bool>,
+    /// How many `jnlp` container definitions come before each token (see [`defines_jnlp`]).
+    jnlp_before: Vec<usize>,
 }
 
 impl<'a> Tree<'a> {
@@ -426,12 +426,38 @@ impl<'a> Tree<'a> {
                 stack.truncate(pos);
             }
         }
-        Tree {
+        let mut tree = Tree {
             src,
             toks,
             parent,
             close,
             open,
+            name_arg: vec![None; n],
+            first_child: vec![None; n],
+            inherits: vec![false; n],
+            jnlp_before: vec![0; n + 1],
+        };
+        tree.index_groups();
+        tree
+    }
+
+    /// Facts about groups computed once, so that no rule rescans a group (input stays linear).
+    fn index_groups(&mut self) {
+        for i in 0..self.toks.len() {
+            let Some(p) = self.parent[i] else { continue };
+            self.first_child[p].get_or_insert(i);
+            match self.ident(i) {
+                Some("name") if self.name_arg[p].is_none() => self.name_arg[p] = self.value_of(i),
+                Some("inheritFrom") => {
+                    // A name held in a variable counts: it is most likely not empty.
+                    let named = self.value_of(i).and_then(|v| self.lit(v));
+                    self.inherits[p] |= named.is_none_or(|l| !l.value.trim().is_empty());
+                }
+                _ => {}
+            }
+        }
+        for i in 0..self.toks.len() {
+            self.jnlp_before[i + 1] = self.jnlp_before[i] + usize::from(defines_jnlp(self, i));
         }
     }
 
@@ -463,19 +489,9 @@ impl<'a> Tree<'a> {
         }
     }
 
-    fn children(&self, o: usize) -> impl Iterator<Item = usize> + '_ {
-        (o + 1..self.close[o]).filter(move |&i| self.parent[i] == Some(o))
-    }
-
-    fn descendants(&self, o: usize) -> Range<usize> {
-        o + 1..self.close[o]
-    }
-
-    /// The string value of the argument or command `key` directly inside group `o`.
-    fn arg(&self, o: usize, key: &str) -> Option<&Lit> {
-        self.children(o)
-            .find(|&i| self.ident(i) == Some(key))
-            .and_then(|i| self.lit(self.value_of(i)?))
+    /// The `name` argument of group `o`.
+    fn name_arg(&self, o: usize) -> Option<&Lit> {
+        self.lit(self.name_arg.get(o).copied().flatten()?)
     }
 
     /// For `name(…)` and `name {`, and `name(…) {`: the name.
@@ -510,13 +526,13 @@ impl<'a> Tree<'a> {
             self.call_args(o)
         };
         if let Some(n) = self
-            .arg(o, "name")
-            .or_else(|| args.and_then(|a| self.arg(a, "name")))
+            .name_arg(o)
+            .or_else(|| args.and_then(|a| self.name_arg(a)))
         {
             return Some(format!("{name}(name: {})", n.value));
         }
         let first = args
-            .and_then(|a| self.children(a).next())
+            .and_then(|a| self.first_child[a])
             .and_then(|i| self.lit(i));
         Some(match first {
             Some(l) if self.is(o, b'{') => format!("{name}({})", l.value),
@@ -524,11 +540,13 @@ impl<'a> Tree<'a> {
         })
     }
 
-    /// Labels of the groups enclosing token `i`, outermost first.
+    /// Labels of the groups enclosing token `i`, outermost first (at most [`MAX_CHAIN`] groups
+    /// are walked, so deeply nested input stays linear).
     fn chain(&self, i: usize) -> Vec<String> {
         let mut labels: Vec<String> = Vec::new();
         let mut at = self.parent.get(i).copied().flatten();
-        while let Some(o) = at {
+        for _ in 0..MAX_CHAIN {
+            let Some(o) = at else { break };
             // The body of `name(…) {` is named like its call; show the name once.
             if let Some(l) = self.label(o).filter(|l| labels.last() != Some(l)) {
                 labels.push(l);
@@ -595,16 +613,16 @@ impl Scan<'_, '_> {
         }
     }
 
-    /// Context for something at token `i`: the enclosing groups, then `what` (`.x` attaches
-    /// to the innermost group: `containerTemplate(name: maven).image`).
+    /// Context for something at token `i`: the enclosing groups, then `what`, which attaches to
+    /// the innermost group when it starts with `.` or a space (`containerTemplate(name: x).image`).
     fn context(&self, i: usize, what: &str) -> String {
         let chain = self.tree.chain(i).join(" › ");
-        let (sep, what) = match (chain.is_empty(), what.strip_prefix('.')) {
-            (true, Some(field)) => ("", field),
-            (true, None) | (false, Some(_)) => ("", what),
-            (false, None) => (" › ", what),
-        };
-        format!("{}{chain}{sep}{what}", self.prefix)
+        let attached = what.starts_with(['.', ' ']);
+        match (chain.is_empty(), attached) {
+            (true, _) => format!("{}{}", self.prefix, what.trim_start_matches(['.', ' '])),
+            (false, true) => format!("{}{chain}{what}", self.prefix),
+            (false, false) => format!("{}{chain} › {what}", self.prefix),
+        }
     }
 
     /// Report the string at token `v`, the value of the key or call at token `key`, as an image.
@@ -634,12 +652,7 @@ impl Scan<'_, '_> {
         self.yaml.insert(v);
         let inner = OffsetMap::from_segments(lit.segs.clone(), !lit.escaped);
         let map = self.map.compose(&inner);
-        let chain = self.tree.chain(key).join(" › ");
-        let ctx = format!(
-            "{}{chain}{}yaml › ",
-            self.prefix,
-            if chain.is_empty() { "" } else { " " }
-        );
+        let ctx = self.context(key, " yaml") + " › ";
         crate::yaml::scan_embedded(&lit.value, &map, &ctx, self.opts, self.out);
     }
 
@@ -647,7 +660,8 @@ impl Scan<'_, '_> {
     /// that neither defines one nor inherits from another template.
     fn implicit_jnlp(&mut self, keyword: usize, scope: usize) {
         let t = self.tree;
-        if inherits(t, scope) || defines_jnlp(t, scope) {
+        let end = t.close[scope].min(t.toks.len());
+        if t.inherits[scope] || t.jnlp_before[end] > t.jnlp_before[scope + 1] {
             return;
         }
         let image = self.opts.default_jnlp_image.clone();
@@ -665,6 +679,7 @@ impl Scan<'_, '_> {
             source: Source::Jenkinsfile,
             context: ctx,
             parts: Vec::new(),
+            insertion: None,
         });
     }
 
@@ -683,43 +698,19 @@ impl Scan<'_, '_> {
             let map = self
                 .map
                 .compose(&OffsetMap::from_segments(lit.segs.clone(), !lit.escaped));
-            let chain = t.chain(i).join(" › ");
-            let ctx = format!(
-                "{}{chain}{}",
-                self.prefix,
-                if chain.is_empty() { "" } else { " › " }
-            );
+            let ctx = self.context(i, "");
             scan_at_depth(&lit.value, &map, &ctx, self.opts, self.out, depth + 1);
         }
     }
 }
 
-/// `inheritFrom 'x'` / `inheritFrom: 'x'` in the template (an empty name inherits nothing).
-fn inherits(t: &Tree, scope: usize) -> bool {
-    t.children(scope).any(|i| {
-        t.ident(i) == Some("inheritFrom")
-            && match t.value_of(i).and_then(|v| t.lit(v)) {
-                Some(l) => !l.value.trim().is_empty(),
-                None => {
-                    t.is(i + 1, b':')
-                        || t.toks
-                            .get(i + 1)
-                            .is_some_and(|n| matches!(n.tok, Tok::Ident))
-                }
-            }
-    })
-}
-
-/// A `containerTemplate` named `jnlp`, or a pod YAML string with a container named `jnlp`.
-fn defines_jnlp(t: &Tree, scope: usize) -> bool {
-    t.descendants(scope).any(|i| {
-        if t.ident(i) == Some("containerTemplate") && (t.is(i + 1, b'(') || t.is(i + 1, b'{')) {
-            return t
-                .arg(i + 1, "name")
-                .is_some_and(|n| n.value.trim() == "jnlp");
-        }
-        t.lit(i).is_some_and(|l| yaml_names_jnlp(&l.value))
-    })
+/// Whether token `i` defines a `jnlp` container: a `containerTemplate` named `jnlp`, or a pod
+/// YAML string with a container named `jnlp`.
+fn defines_jnlp(t: &Tree, i: usize) -> bool {
+    if t.ident(i) == Some("containerTemplate") && (t.is(i + 1, b'(') || t.is(i + 1, b'{')) {
+        return t.name_arg(i + 1).is_some_and(|n| n.value.trim() == "jnlp");
+    }
+    t.lit(i).is_some_and(|l| yaml_names_jnlp(&l.value))
 }
 
 /// Whether YAML text has a `name: jnlp` line (a container named `jnlp`).
@@ -761,7 +752,7 @@ mod tests {
 
     #[test]
     fn unterminated_strings_are_errors_not_panics() {
-        for src in [
+        let sources = [
             "'abc",
             "\"\"\"abc",
             "x('a\nb')",
@@ -769,7 +760,8 @@ mod tests {
             "\"${'",
             "'\\",
             "'\\u12",
-        ] {
+        ];
+        for src in sources {
             let (_, errors) = lex(src);
             assert!(!errors.is_empty(), "{src:?}");
         }

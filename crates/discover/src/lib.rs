@@ -15,8 +15,8 @@ mod offsets;
 mod yaml;
 
 pub use finding::{
-    DEFAULT_JNLP_IMAGE, FileReport, Finding, Kind, Options, Part, PartRole, ScanError, Source,
-    is_templated,
+    DEFAULT_JNLP_IMAGE, FileReport, Finding, Insertion, Kind, Options, Part, PartRole, ScanError,
+    ServiceAccount, Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;
@@ -50,6 +50,17 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
             .then(a.span.end.cmp(&b.span.end))
     });
     report
+}
+
+/// Whether a file is read as YAML (as opposed to a Dockerfile, a Jenkinsfile or an image list).
+pub fn is_yaml(name: &str, text: &str) -> bool {
+    detect(name, text) == Format::Yaml
+}
+
+/// Every scalar of a YAML text in document order with its byte range and value; an error with
+/// its byte offset when the text is not YAML.
+pub fn yaml_scalars(text: &str) -> Result<Vec<(std::ops::Range<usize>, String)>, ScanError> {
+    yaml::scalars(text)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,7 +34,7 @@ mod tests {
     fn columns_count_characters_not_bytes() {
         let idx = LineIndex::new("a: é\nimage: x\n# 专为 x\n");
         assert_eq!(idx.position(0), (1, 1));
-        assert_eq!(idx.position(7), (2, 1));
+        assert_eq!(idx.position("a: é\n".len()), (2, 1));
         let third = "a: é\nimage: x\n".len();
         assert_eq!(idx.position(third + "# 专为 ".len()), (3, 6));
     }

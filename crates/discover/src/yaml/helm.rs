@@ -19,7 +19,8 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
         for k in *keys {
             n = n.get(k)?;
         }
-        n.as_scalar().filter(|s| !s.is_null() && !s.value.trim().is_empty())
+        n.as_scalar()
+            .filter(|s| !s.is_null() && !s.value.trim().is_empty())
     });
     walk(w, doc, &mut Path::new(), None, global);
 }

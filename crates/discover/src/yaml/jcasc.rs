@@ -3,15 +3,23 @@
 //! that has no container named `jnlp` after `inheritFrom` — prefixed with `jnlpregistry`.
 
 use super::{Node, Path, Walk};
-use crate::{Finding, Kind, Source};
+use crate::{Finding, Insertion, Kind, Part, PartRole, Source};
 
 /// Keys only a JCasC `jenkins:` section has; a Helm values file may also have `jenkins:` (a
 /// subchart's settings), which is not JCasC.
-const JCASC_KEYS: &[&str] =
-    &["clouds", "securityRealm", "authorizationStrategy", "systemMessage", "numExecutors", "nodes", "crumbIssuer"];
+const JCASC_KEYS: &[&str] = &[
+    "clouds",
+    "securityRealm",
+    "authorizationStrategy",
+    "systemMessage",
+    "numExecutors",
+    "nodes",
+    "crumbIssuer",
+];
 
 pub(super) fn looks_like(doc: &Node) -> bool {
-    doc.get("jenkins").is_some_and(|j| JCASC_KEYS.iter().any(|k| j.get(k).is_some()))
+    doc.get("jenkins")
+        .is_some_and(|j| JCASC_KEYS.iter().any(|k| j.get(k).is_some()))
 }
 
 pub(super) fn scan(w: &mut Walk, doc: &Node) {
@@ -32,12 +40,11 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
             .item(ci, k8s.str_at("name"))
             .key("kubernetes");
         let templates = k8s.get("templates").and_then(Node::as_seq).unwrap_or(&[]);
-        let jnlpregistry = k8s.str_at("jnlpregistry");
         for (ti, t) in templates.iter().enumerate() {
             let tpath = path.key("templates").item(ti, t.str_at("name"));
             template(w, t, &tpath);
             if has_jnlp(t, templates, 0) == Some(false) {
-                implicit_jnlp(w, t, &tpath, jnlpregistry);
+                implicit_jnlp(w, k8s, t, &tpath);
             }
         }
     }
@@ -106,10 +113,14 @@ pub(crate) fn pod_yaml_has_jnlp(yaml: &str) -> bool {
     })
 }
 
-fn implicit_jnlp(w: &mut Walk, t: &Node, path: &Path, jnlpregistry: Option<&str>) {
+fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path) {
     let default = &w.opts.default_jnlp_image;
-    let image = match jnlpregistry {
-        Some(r) => format!("{}/{default}", r.trim_end_matches('/')),
+    let registry = cloud
+        .get("jnlpregistry")
+        .and_then(Node::as_scalar)
+        .filter(|s| !s.is_null());
+    let image = match registry {
+        Some(r) => format!("{}/{default}", r.value.trim_end_matches('/')),
         None => default.clone(),
     };
     let Ok(reference) = imgref::Reference::parse(&image) else {
@@ -117,6 +128,25 @@ fn implicit_jnlp(w: &mut Walk, t: &Node, path: &Path, jnlpregistry: Option<&str>
     };
     let Some(anchor) = t.get("name").and_then(Node::as_scalar) else {
         return;
+    };
+    let parts = registry
+        .map(|r| {
+            let (span, exact) = w.span(r);
+            vec![Part {
+                role: PartRole::Registry,
+                value: r.value.clone(),
+                span,
+                exact,
+            }]
+        })
+        .unwrap_or_default();
+    // Without a jnlpregistry, `rewrite --fix-implicit` adds one before the cloud's first key.
+    let insertion = match (registry, cloud.as_map().and_then(|m| m.first())) {
+        (None, Some((Node::Scalar(first), _))) if w.map.is_exact() => Some(Insertion {
+            offset: w.span(first).0.start,
+            key: "jnlpregistry",
+        }),
+        _ => None,
     };
     let span = w.span(anchor).0;
     let context = w.context(
@@ -133,6 +163,7 @@ fn implicit_jnlp(w: &mut Walk, t: &Node, path: &Path, jnlpregistry: Option<&str>
         kind: Kind::Implicit,
         source: Source::Jcasc,
         context,
-        parts: Vec::new(),
+        parts,
+        insertion,
     });
 }

@@ -4,7 +4,7 @@
 //! `*_IMAGE` env vars and pipeline parameters named `…image` (kind `heuristic`).
 
 use super::{Node, Path, Scalar, Walk};
-use crate::{Finding, Kind, Source};
+use crate::{Finding, Kind, ServiceAccount, Source, Workload};
 
 /// Keys whose value is a list of containers, in Kubernetes, Argo Workflows and Tekton.
 const CONTAINER_LISTS: &[&str] = &[
@@ -27,6 +27,70 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
         _ => kind.to_string(),
     };
     walk(w, &owner, doc, &mut Path::new());
+    let namespace = meta.and_then(|m| m.str_at("namespace")).map(str::to_string);
+    if kind == "ServiceAccount" {
+        if let Some(name) = name {
+            let pull_secrets = secret_names(doc);
+            w.out.service_accounts.push(ServiceAccount {
+                name: name.to_string(),
+                namespace,
+                pull_secrets,
+            });
+        }
+        return;
+    }
+    let mut specs = Vec::new();
+    pod_specs(doc, &mut specs);
+    for spec in specs {
+        let images = ["initContainers", "containers", "ephemeralContainers"]
+            .iter()
+            .filter_map(|k| spec.get(k).and_then(Node::as_seq))
+            .flatten()
+            .filter_map(|c| c.str_at("image").map(str::to_string))
+            .collect();
+        let offset = spec
+            .as_map()
+            .and_then(|m| m.first())
+            .and_then(|(k, _)| k.as_scalar())
+            .map_or(0, |k| w.span(k).0.start);
+        w.out.workloads.push(Workload {
+            owner: owner.clone(),
+            namespace: namespace.clone(),
+            service_account: spec
+                .str_at("serviceAccountName")
+                .or_else(|| spec.str_at("serviceAccount"))
+                .map(str::to_string),
+            pull_secrets: secret_names(spec),
+            offset,
+            images,
+        });
+    }
+}
+
+/// Maps holding a `containers` list: pod specs, wherever the workload nests them.
+fn pod_specs<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
+    match node {
+        Node::Map(_) => {
+            if node.get("containers").and_then(Node::as_seq).is_some() {
+                out.push(node);
+            }
+            node.entries()
+                .filter(|(k, _)| *k != "metadata")
+                .for_each(|(_, v)| pod_specs(v, out));
+        }
+        Node::Seq(items) => items.iter().for_each(|i| pod_specs(i, out)),
+        Node::Scalar(_) => {}
+    }
+}
+
+/// `imagePullSecrets[].name` of a pod spec or ServiceAccount.
+fn secret_names(node: &Node) -> Vec<String> {
+    node.get("imagePullSecrets")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|s| s.str_at("name").map(str::to_string))
+        .collect()
 }
 
 /// A piece of a manifest without `apiVersion`/`kind` (a pod spec in a JCasC template).

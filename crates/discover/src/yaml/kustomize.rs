@@ -31,10 +31,12 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
         if new_name.is_none() && tag.is_none() && digest.is_none() {
             continue;
         }
-        let Some(name) = new_name.or_else(|| scalar("name")) else {
-            continue;
+        // `name` only selects; the pulled name is `newName` when there is one.
+        let mut parts = match (new_name, scalar("name")) {
+            (Some(new_name), _) => vec![(PartRole::Repository, new_name)],
+            (None, Some(name)) => vec![(PartRole::Selector, name)],
+            (None, None) => continue,
         };
-        let mut parts = vec![(PartRole::Repository, name)];
         parts.extend(tag.map(|t| (PartRole::Tag, t)));
         parts.extend(digest.map(|d| (PartRole::Digest, d)));
         let context = w.context(

@@ -318,7 +318,7 @@ impl Walk<'_> {
                 .map(|(_, s)| s.value.trim())
                 .filter(|v| !v.is_empty())
         };
-        let Some(repository) = value(Repository) else {
+        let Some(repository) = value(Repository).or_else(|| value(Selector)) else {
             return;
         };
         let mut image = String::new();
@@ -337,9 +337,9 @@ impl Walk<'_> {
         }
         let anchor = parts
             .iter()
-            .find(|(r, _)| *r == Repository)
+            .find(|(r, _)| matches!(r, Repository | Selector))
             .map(|(_, s)| *s)
-            .expect("repository part");
+            .expect("a repository or selector part");
         let span = self.span(anchor).0;
         let untagged = value(Tag).is_none() && value(Digest).is_none();
         let (kind, reference) =
@@ -374,6 +374,32 @@ impl Walk<'_> {
             source,
             context,
             parts,
+            insertion: None,
         });
     }
+}
+
+/// Every scalar of every document in a YAML text, in document order, with its byte range:
+/// what `rewrite` compares before and after an edit to prove nothing else changed.
+pub(crate) fn scalars(text: &str) -> Result<Vec<(Range<usize>, String)>, ScanError> {
+    fn collect(node: &Node, out: &mut Vec<(Range<usize>, String)>) {
+        match node {
+            Node::Scalar(s) => out.push((s.span.clone(), s.value.clone())),
+            Node::Map(entries) => entries.iter().for_each(|(k, v)| {
+                collect(k, out);
+                collect(v, out);
+            }),
+            Node::Seq(items) => items.iter().for_each(|i| collect(i, out)),
+        }
+    }
+    let (docs, err) = tree::parse(text);
+    if let Some(e) = err {
+        return Err(ScanError {
+            offset: e.offset,
+            message: e.message,
+        });
+    }
+    let mut out = Vec::new();
+    docs.iter().for_each(|d| collect(d, &mut out));
+    Ok(out)
 }

@@ -63,10 +63,6 @@ impl fmt::Display for Path {
 }
 
 impl Path {
-    pub fn is_root(&self) -> bool {
-        self.segments.is_empty()
-    }
-
     /// Whether the path is exactly these keys (no sequence items).
     pub fn is_key_path(&self, keys: &[&str]) -> bool {
         self.segments.len() == keys.len()

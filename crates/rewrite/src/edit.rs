@@ -1,0 +1,197 @@
+//! Findings → byte edits of the original file, never a re-serialisation: quote style, comments,
+//! anchors, indentation, block scalars and line endings survive because only the bytes of image
+//! values (and an added `jnlpregistry:` line) are touched.
+
+use std::ops::Range;
+
+use discover::{Finding, Kind, PartRole};
+use imgref::Reference;
+
+use crate::{Mapping, MappingError};
+
+/// Replace the bytes at `span` with `replacement` (an empty span inserts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub span: Range<usize>,
+    pub replacement: String,
+}
+
+/// A finding that needs a change the tool will not make in place, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub span: Range<usize>,
+    pub image: String,
+    pub reason: String,
+}
+
+/// What rewriting one file would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Sorted by position, non-overlapping.
+    pub edits: Vec<Edit>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error("bytes {start}..{end} would be rewritten both to {first:?} and to {second:?}")]
+    Conflict { start: usize, end: usize, first: String, second: String },
+}
+
+/// Options that widen what `plan` changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Add the setting that moves an implicit image (a Jenkins cloud's `jnlpregistry`).
+    pub fix_implicit: bool,
+}
+
+/// Work out the edits that point every finding in `text` at the private registry.
+pub fn plan(text: &str, findings: &[Finding], mapping: &Mapping, opts: PlanOptions) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    for f in findings {
+        let Some(reference) = &f.reference else {
+            if f.kind == Kind::Templated {
+                plan.skip(f, "templated: the value is filled in elsewhere; map the value where it is set");
+            }
+            continue;
+        };
+        if f.kind == Kind::Built {
+            continue;
+        }
+        let mapped = mapping.map(reference)?;
+        if mapped == *reference {
+            continue;
+        }
+        match f.kind {
+            Kind::Implicit => implicit(text, f, reference, &mapped, opts, &mut plan),
+            Kind::Composed => composed(f, &mapped, &mut plan),
+            _ if f.exact => plan.edits.push(Edit { span: f.span.clone(), replacement: mapped.to_string() }),
+            _ => plan.skip(f, "the value is escaped, folded or assembled from variables; edit it by hand"),
+        }
+    }
+    plan.normalise()?;
+    Ok(plan)
+}
+
+/// The name part of a reference as spelled (`host/path`), without tag or digest.
+fn spelled_name(r: &Reference) -> String {
+    match r.domain() {
+        Some(d) => format!("{d}/{}", r.path()),
+        None => r.path().to_string(),
+    }
+}
+
+/// Split fields are changed part by part: the registry field takes the new prefix and the
+/// repository stays as written when it still ends the new name; otherwise the repository field
+/// takes the whole new name. Tags and digests are never touched (the mapping keeps them).
+fn composed(f: &Finding, mapped: &Reference, plan: &mut Plan) {
+    let part = |role| f.parts.iter().find(|p| p.role == role);
+    let new_name = spelled_name(mapped);
+    let Some(repository) = part(PartRole::Repository) else {
+        let reason = match part(PartRole::Selector) {
+            Some(_) => "a kustomize `name:` only selects the image: add `newName:` with the private name",
+            None => "no field holds the repository",
+        };
+        return plan.skip(f, reason);
+    };
+    if let Some(registry) = part(PartRole::Registry) {
+        if let Some(prefix) = new_name.strip_suffix(repository.value.as_str()).and_then(|p| p.strip_suffix('/')) {
+            if registry.exact {
+                plan.edits.push(Edit { span: registry.span.clone(), replacement: prefix.to_string() });
+            } else {
+                plan.skip(f, "the registry field is escaped or folded; edit it by hand");
+            }
+            return;
+        }
+    }
+    if repository.exact {
+        plan.edits.push(Edit { span: repository.span.clone(), replacement: new_name });
+    } else {
+        plan.skip(f, "the repository field is escaped or folded; edit it by hand");
+    }
+}
+
+/// The Jenkins `jnlp` agent: the plugin prefixes its default image with the cloud's
+/// `jnlpregistry`, so that setting is what moves it.
+fn implicit(text: &str, f: &Finding, reference: &Reference, mapped: &Reference, opts: PlanOptions, plan: &mut Plan) {
+    if !opts.fix_implicit {
+        return plan.skip(f, "implicit image: run with --fix-implicit to set jnlpregistry, or add a jnlp container");
+    }
+    // The image the plugin appends to jnlpregistry: the finding's image without the registry.
+    let appended = match f.parts.iter().find(|p| p.role == PartRole::Registry) {
+        Some(r) => f.image[r.value.trim_end_matches('/').len()..].trim_start_matches('/').to_string(),
+        None => f.image.clone(),
+    };
+    let appended_name = Reference::parse(&appended).map(|r| spelled_name(&r)).unwrap_or(appended);
+    let new_name = spelled_name(mapped);
+    let Some(registry) = new_name.strip_suffix(appended_name.as_str()).and_then(|p| p.strip_suffix('/')) else {
+        return plan.skip(f, &format!("{reference} maps to {mapped}, which jnlpregistry cannot express"));
+    };
+    match (f.parts.iter().find(|p| p.role == PartRole::Registry), &f.insertion) {
+        (Some(part), _) if part.exact => {
+            plan.edits.push(Edit { span: part.span.clone(), replacement: registry.to_string() })
+        }
+        (None, Some(ins)) => {
+            let line_start = text[..ins.offset].rfind('\n').map_or(0, |i| i + 1);
+            let indent = &text[line_start..ins.offset];
+            if indent.bytes().all(|b| b == b' ' || b == b'\t') {
+                let replacement = format!("{}: {registry}\n{indent}", ins.key);
+                plan.edits.push(Edit { span: ins.offset..ins.offset, replacement });
+            } else {
+                plan.skip(f, "the cloud's settings are not one per line; add jnlpregistry by hand");
+            }
+        }
+        _ => plan.skip(f, "no place to set jnlpregistry; add a jnlp container to the template"),
+    }
+}
+
+impl Plan {
+    fn skip(&mut self, f: &Finding, reason: &str) {
+        self.skipped.push(Skipped { span: f.span.clone(), image: f.image.clone(), reason: reason.to_string() });
+    }
+
+    /// Sort, merge identical edits (a shared registry field serves many images) and refuse
+    /// edits that disagree or overlap.
+    fn normalise(&mut self) -> Result<(), PlanError> {
+        self.edits.sort_by(|a, b| (a.span.start, a.span.end).cmp(&(b.span.start, b.span.end)));
+        self.edits.dedup();
+        for w in self.edits.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            if b.span.start < a.span.end || (a.span == b.span) {
+                return Err(PlanError::Conflict {
+                    start: a.span.start,
+                    end: a.span.end.max(b.span.end),
+                    first: a.replacement.clone(),
+                    second: b.replacement.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Apply sorted, non-overlapping edits to the original bytes.
+pub fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(text.len() + edits.iter().map(|e| e.replacement.len()).sum::<usize>());
+    let mut at = 0;
+    for e in edits {
+        out.push_str(&text[at..e.span.start]);
+        out.push_str(&e.replacement);
+        at = e.span.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// Where an offset of the original text lands after the edits (for offsets outside edits).
+pub fn shift(offset: usize, edits: &[Edit]) -> usize {
+    let mut delta: isize = 0;
+    // Edits are sorted and disjoint, so their ends are sorted too; an insertion at `offset`
+    // pushes what was there to after the inserted text.
+    for e in edits.iter().take_while(|e| e.span.end <= offset) {
+        delta += e.replacement.len() as isize - e.span.len() as isize;
+    }
+    offset.saturating_add_signed(delta)
+}

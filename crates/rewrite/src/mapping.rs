@@ -1,0 +1,239 @@
+//! The mapping from a public image to its name in the private registry. Every verb that names an
+//! image in the private registry (rewrite, push, mirror, webhook, audit) goes through
+//! [`Mapping::map`], so two code paths can never disagree about where an image lives — the bug
+//! that made k0s keep `quay.io` for one component while every other honoured its repository.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use imgref::Reference;
+
+/// How the source registry appears under the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// k0s's `images.repository` rule on the normalised reference: the host is replaced
+    /// (`quay.io/k0sproject/coredns` → `R/k0sproject/coredns`, `nginx` → `R/library/nginx`).
+    #[default]
+    ReplaceHost,
+    /// The source host is nested under the target (`R/quay.io/k0sproject/coredns`); never collides.
+    KeepHost,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = MappingError;
+    fn from_str(s: &str) -> Result<Mode, MappingError> {
+        match s {
+            "replace-host" => Ok(Mode::ReplaceHost),
+            "keep-host" => Ok(Mode::KeepHost),
+            other => Err(MappingError::UnknownMode(other.to_string())),
+        }
+    }
+}
+
+/// An explicit rule: a normalised name starting with `from` is renamed to start with `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("target registry {target:?} is not host[:port][/prefix]: {reason}")]
+    BadTarget { target: String, reason: String },
+    #[error("mapping mode {0:?} is neither replace-host nor keep-host")]
+    UnknownMode(String),
+    #[error("rule {index} (from {from:?}): {reason}")]
+    BadRule { index: usize, from: String, reason: String },
+    #[error("{source_ref} maps to {target}, which is not a valid reference: {reason}")]
+    Unmappable { source_ref: String, target: String, reason: String },
+    #[error("{first} and {second} would both become {target}; use keep-host or a rule to tell them apart")]
+    Collision { first: String, second: String, target: String },
+}
+
+/// Where private images live and how public names map onto it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// `host[:port]` and an optional path prefix, without a trailing slash.
+    target: String,
+    mode: Mode,
+    rules: Vec<Rule>,
+}
+
+impl Mapping {
+    pub fn new(target: &str, mode: Mode, rules: Vec<Rule>) -> Result<Mapping, MappingError> {
+        let target = target.trim().trim_end_matches('/').to_string();
+        let bad = |reason: &str| MappingError::BadTarget { target: target.clone(), reason: reason.to_string() };
+        if target.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if target.contains("://") {
+            return Err(bad("write the host without a scheme"));
+        }
+        // The target must be a registry host: checked by parsing a name under it.
+        let probe = Reference::parse(&format!("{target}/probe")).map_err(|e| bad(&e.to_string()))?;
+        if probe.domain().is_none() {
+            return Err(bad("the first part must be a host (with a dot or a port, or localhost)"));
+        }
+        for (index, rule) in rules.iter().enumerate() {
+            let to = rule.to.trim_end_matches('/');
+            if rule.from.is_empty() {
+                return Err(MappingError::BadRule { index, from: rule.from.clone(), reason: "from is empty".into() });
+            }
+            Reference::parse(&format!("{to}/probe")).map_err(|e| MappingError::BadRule {
+                index,
+                from: rule.from.clone(),
+                reason: format!("to {:?} is not a registry path: {e}", rule.to),
+            })?;
+        }
+        Ok(Mapping { target, mode, rules })
+    }
+
+    /// The target registry: `host[:port][/prefix]`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The target's `host[:port]`.
+    pub fn target_host(&self) -> &str {
+        self.target.split('/').next().unwrap_or(&self.target)
+    }
+
+    /// Whether a reference already lives under the target (so mapping leaves it alone).
+    pub fn is_private(&self, r: &Reference) -> bool {
+        let name = r.name();
+        name.len() > self.target.len() && name.starts_with(&self.target) && name.as_bytes()[self.target.len()] == b'/'
+    }
+
+    /// The private name of `r`. Tag and digest are kept as written (an absent tag stays absent,
+    /// so the runtime's default is unchanged); a reference already under the target is returned
+    /// as it is, which makes the mapping idempotent.
+    pub fn map(&self, r: &Reference) -> Result<Reference, MappingError> {
+        if self.is_private(r) {
+            return Ok(r.clone());
+        }
+        let name = r.name();
+        let target = match self.rules.iter().find(|rule| name.starts_with(&rule.from) || format!("{name}/") == rule.from) {
+            Some(rule) => {
+                let rest = name.get(rule.from.len()..).unwrap_or("").trim_start_matches('/');
+                let to = rule.to.trim_end_matches('/');
+                if rest.is_empty() { to.to_string() } else { format!("{to}/{rest}") }
+            }
+            None => match self.mode {
+                Mode::ReplaceHost => format!("{}/{}", self.target, r.repository()),
+                Mode::KeepHost => format!("{}/{}", self.target, name),
+            },
+        };
+        r.with_name(&target).map_err(|e| MappingError::Unmappable {
+            source_ref: r.to_string(),
+            target,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Map every reference, failing when two different sources would share one target name.
+    pub fn map_all<'a>(
+        &self,
+        refs: impl IntoIterator<Item = &'a Reference>,
+    ) -> Result<BTreeMap<String, Reference>, MappingError> {
+        let mut by_source: BTreeMap<String, Reference> = BTreeMap::new();
+        let mut by_target: BTreeMap<String, String> = BTreeMap::new();
+        for r in refs {
+            let mapped = self.map(r)?;
+            let (source, target) = (r.name(), mapped.name());
+            match by_target.get(&target) {
+                Some(first) if *first != source => {
+                    return Err(MappingError::Collision { first: first.clone(), second: source, target });
+                }
+                _ => {
+                    by_target.insert(target, source.clone());
+                }
+            }
+            by_source.insert(r.to_string(), mapped);
+        }
+        Ok(by_source)
+    }
+}
+
+impl fmt::Display for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.mode {
+            Mode::ReplaceHost => "replace-host",
+            Mode::KeepHost => "keep-host",
+        };
+        write!(f, "{} ({mode}, {} rules)", self.target, self.rules.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    fn map(m: &Mapping, s: &str) -> String {
+        m.map(&r(s)).unwrap().to_string()
+    }
+
+    #[test]
+    fn replace_host_is_k0s_images_repository_rule() {
+        // The examples from k0s's documentation of spec.images.repository.
+        let m = Mapping::new("my.registry", Mode::ReplaceHost, vec![]).unwrap();
+        assert_eq!(map(&m, "quay.io/k0sproject/coredns:1.7.0"), "my.registry/k0sproject/coredns:1.7.0");
+        assert_eq!(map(&m, "docker.io/calico/cni:v3.24.5"), "my.registry/calico/cni:v3.24.5");
+        assert_eq!(map(&m, "calico/cni:v3.24.5"), "my.registry/calico/cni:v3.24.5");
+        assert_eq!(map(&m, "registry.k8s.io/kube-proxy:v1.25.16"), "my.registry/kube-proxy:v1.25.16");
+    }
+
+    #[test]
+    fn docker_hub_spellings_all_map_to_library() {
+        let m = Mapping::new("registry.corp.local:5000/mirror", Mode::ReplaceHost, vec![]).unwrap();
+        for s in ["nginx", "library/nginx", "docker.io/library/nginx", "index.docker.io/library/nginx"] {
+            assert_eq!(map(&m, s), "registry.corp.local:5000/mirror/library/nginx", "{s}");
+        }
+    }
+
+    #[test]
+    fn keep_host_nests_the_source_and_digests_are_kept() {
+        let m = Mapping::new("r.local:5000/", Mode::KeepHost, vec![]).unwrap();
+        let d = "sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580";
+        assert_eq!(map(&m, &format!("quay.io/a/b:1@{d}")), format!("r.local:5000/quay.io/a/b:1@{d}"));
+        assert_eq!(map(&m, "nginx:1"), "r.local:5000/docker.io/library/nginx:1");
+    }
+
+    #[test]
+    fn rules_come_first_and_mapping_is_idempotent() {
+        let rules = vec![Rule { from: "docker.io/jenkins/".into(), to: "registry.corp.local:5000/ci/jenkins/".into() }];
+        let m = Mapping::new("registry.corp.local:5000/mirror", Mode::ReplaceHost, rules).unwrap();
+        let once = map(&m, "jenkins/inbound-agent:4.10-2");
+        assert_eq!(once, "registry.corp.local:5000/ci/jenkins/inbound-agent:4.10-2");
+        let m2 = Mapping::new("registry.corp.local:5000", Mode::ReplaceHost, vec![]).unwrap();
+        assert_eq!(map(&m2, &once), once);
+        let mirrored = map(&m, "nginx:1");
+        assert_eq!(map(&m, &mirrored), mirrored);
+    }
+
+    #[test]
+    fn collisions_name_both_sources() {
+        let m = Mapping::new("r.local", Mode::ReplaceHost, vec![]).unwrap();
+        let refs = [r("quay.io/k0sproject/coredns:1"), r("docker.io/k0sproject/coredns:1")];
+        let err = m.map_all(&refs).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "quay.io/k0sproject/coredns and docker.io/k0sproject/coredns would both become \
+             r.local/k0sproject/coredns; use keep-host or a rule to tell them apart"
+        );
+        let keep = Mapping::new("r.local", Mode::KeepHost, vec![]).unwrap();
+        assert!(keep.map_all(&refs).is_ok());
+    }
+
+    #[test]
+    fn bad_targets_and_rules_are_explained() {
+        assert!(matches!(Mapping::new("https://r.local", Mode::ReplaceHost, vec![]), Err(MappingError::BadTarget { .. })));
+        assert!(matches!(Mapping::new("mirror", Mode::ReplaceHost, vec![]), Err(MappingError::BadTarget { .. })));
+        let rules = vec![Rule { from: "docker.io/".into(), to: "Bad Host/x".into() }];
+        assert!(matches!(Mapping::new("r.local", Mode::ReplaceHost, rules), Err(MappingError::BadRule { index: 0, .. })));
+    }
+}

@@ -1,0 +1,149 @@
+//! `airlock.yaml`: the target registry, the mapping, the pull secret and the policy, each also
+//! settable by a flag. Read with serde-saphyr (not serde_yml: RUSTSEC-2025-0068); unknown keys are
+//! errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The file looked for in the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "airlock.yaml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Target `host[:port][/prefix]`.
+    pub registry: Option<String>,
+    /// `replace-host` or `keep-host`.
+    pub mapping: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    pub pull_secret: Option<String>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub allow_registries: Vec<String>,
+    #[serde(default)]
+    pub deny_latest: Option<bool>,
+    #[serde(default)]
+    pub require_digest: Option<bool>,
+}
+
+/// Flags shared by every verb that maps or checks images; each overrides the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file [default: ./airlock.yaml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Target registry, host[:port][/prefix].
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub registry: Option<String>,
+
+    /// How public names map under the target: replace-host or keep-host.
+    #[arg(long, value_name = "MODE")]
+    pub mapping: Option<String>,
+
+    /// A mapping rule, FROM=TO (prefix of the normalised name); repeatable, first match wins.
+    #[arg(long = "rule", value_name = "FROM=TO")]
+    pub rules: Vec<String>,
+
+    /// Name of the imagePullSecret for the private registry.
+    #[arg(long, value_name = "NAME")]
+    pub pull_secret: Option<String>,
+
+    /// A registry images may come from (host[:port][/prefix]); repeatable.
+    #[arg(long = "allow-registry", value_name = "REGISTRY")]
+    pub allow_registries: Vec<String>,
+
+    /// Flag `latest` tags and missing tags.
+    #[arg(long)]
+    pub deny_latest: bool,
+
+    /// Require every reference to carry a digest.
+    #[arg(long)]
+    pub require_digest: bool,
+}
+
+/// The settings in force: the file, then the flags on top.
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub config: Config,
+    /// Where the settings came from, for messages.
+    pub origin: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> anyhow::Result<Settings> {
+        let path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
+        };
+        let mut config = match &path {
+            Some(p) => read(p)?,
+            None => Config::default(),
+        };
+        if let Some(r) = &self.registry {
+            config.registry = Some(r.clone());
+        }
+        if let Some(m) = &self.mapping {
+            config.mapping = Some(m.clone());
+        }
+        for rule in &self.rules {
+            let Some((from, to)) = rule.split_once('=') else {
+                bail!("--rule {rule:?}: write it as FROM=TO");
+            };
+            config.rules.push(RuleConfig { from: from.to_string(), to: to.to_string() });
+        }
+        if let Some(s) = &self.pull_secret {
+            config.pull_secret = Some(s.clone());
+        }
+        config.policy.allow_registries.extend(self.allow_registries.iter().cloned());
+        if self.deny_latest {
+            config.policy.deny_latest = Some(true);
+        }
+        if self.require_digest {
+            config.policy.require_digest = Some(true);
+        }
+        Ok(Settings { config, origin: path })
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+impl Settings {
+    /// The mapping to the private registry; an error naming the setting when there is none.
+    pub fn mapping(&self) -> anyhow::Result<rewrite::Mapping> {
+        let origin = self.origin.as_ref().map_or("flags".to_string(), |p| p.display().to_string());
+        let Some(target) = &self.config.registry else {
+            bail!("no target registry: set `registry:` in {DEFAULT_CONFIG} or pass --registry");
+        };
+        let mode = match &self.config.mapping {
+            Some(m) => m.parse().with_context(|| format!("in {origin}"))?,
+            None => rewrite::Mode::default(),
+        };
+        let rules = self
+            .config
+            .rules
+            .iter()
+            .map(|r| rewrite::Rule { from: r.from.clone(), to: r.to.clone() })
+            .collect();
+        rewrite::Mapping::new(target, mode, rules).with_context(|| format!("in {origin}"))
+    }
+}
