@@ -106,31 +106,44 @@ impl ConfigArgs {
             let Some((from, to)) = rule.split_once('=') else {
                 bail!("--rule {rule:?}: write it as FROM=TO");
             };
-            config.rules.push(RuleConfig { from: from.to_string(), to: to.to_string() });
+            config.rules.push(RuleConfig {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
         }
         if let Some(s) = &self.pull_secret {
             config.pull_secret = Some(s.clone());
         }
-        config.policy.allow_registries.extend(self.allow_registries.iter().cloned());
+        config
+            .policy
+            .allow_registries
+            .extend(self.allow_registries.iter().cloned());
         if self.deny_latest {
             config.policy.deny_latest = Some(true);
         }
         if self.require_digest {
             config.policy.require_digest = Some(true);
         }
-        Ok(Settings { config, origin: path })
+        Ok(Settings {
+            config,
+            origin: path,
+        })
     }
 }
 
 fn read(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 impl Settings {
     /// The mapping to the private registry; an error naming the setting when there is none.
     pub fn mapping(&self) -> anyhow::Result<rewrite::Mapping> {
-        let origin = self.origin.as_ref().map_or("flags".to_string(), |p| p.display().to_string());
+        let origin = self
+            .origin
+            .as_ref()
+            .map_or("flags".to_string(), |p| p.display().to_string());
         let Some(target) = &self.config.registry else {
             bail!("no target registry: set `registry:` in {DEFAULT_CONFIG} or pass --registry");
         };
@@ -142,7 +155,10 @@ impl Settings {
             .config
             .rules
             .iter()
-            .map(|r| rewrite::Rule { from: r.from.clone(), to: r.to.clone() })
+            .map(|r| rewrite::Rule {
+                from: r.from.clone(),
+                to: r.to.clone(),
+            })
             .collect();
         rewrite::Mapping::new(target, mode, rules).with_context(|| format!("in {origin}"))
     }

@@ -83,11 +83,21 @@ impl ScanOutput {
         }
         for e in report.errors {
             let (line, column) = index.position(e.offset);
-            self.errors.push(ErrorOut { file: file.to_string(), line, column, message: e.message });
+            self.errors.push(ErrorOut {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message,
+            });
         }
     }
 
     pub fn error(&mut self, file: &str, message: String) {
-        self.errors.push(ErrorOut { file: file.to_string(), line: 0, column: 0, message });
+        self.errors.push(ErrorOut {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message,
+        });
     }
 }

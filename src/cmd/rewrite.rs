@@ -21,27 +21,45 @@ struct Scanned {
 
 pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let mapping = args.config.load()?.mapping()?;
-    let opts = discover::Options { default_jnlp_image: args.jnlp_image.clone() };
-    let plan_opts = rewrite::PlanOptions { fix_implicit: args.fix_implicit };
+    let opts = discover::Options {
+        default_jnlp_image: args.jnlp_image.clone(),
+    };
+    let plan_opts = rewrite::PlanOptions {
+        fix_implicit: args.fix_implicit,
+    };
     let mut bad_input = false;
     let mut scanned = Vec::new();
     for input in inputs::collect(&args.paths)? {
         let name = input.display();
-        let bytes = input.read().with_context(|| format!("cannot read {name}"))?;
+        let bytes = input
+            .read()
+            .with_context(|| format!("cannot read {name}"))?;
         let report = discover::scan_file(&name, &bytes, &opts);
         let text = String::from_utf8(bytes).unwrap_or_default();
         for e in &report.errors {
             let (line, column) = discover::LineIndex::new(&text).position(e.offset);
-            eprintln!("airlock: {name}:{line}:{column}: {} (file left unchanged)", e.message);
+            eprintln!(
+                "airlock: {name}:{line}:{column}: {} (file left unchanged)",
+                e.message
+            );
             bad_input = true;
         }
         if report.errors.is_empty() {
-            scanned.push(Scanned { input, name, text, report });
+            scanned.push(Scanned {
+                input,
+                name,
+                text,
+                report,
+            });
         }
     }
     // Collisions are a property of the whole input: two files may hold the two sources.
     mapping.map_all(
-        scanned.iter().flat_map(|s| &s.report.findings).filter(|f| f.kind.is_pullable()).filter_map(|f| f.reference.as_ref()),
+        scanned
+            .iter()
+            .flat_map(|s| &s.report.findings)
+            .filter(|f| f.kind.is_pullable())
+            .filter_map(|f| f.reference.as_ref()),
     )?;
 
     let mut changed = 0;
@@ -53,22 +71,46 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
         let index = discover::LineIndex::new(&s.text);
         for skip in &plan.skipped {
             let (line, column) = index.position(skip.span.start);
-            eprintln!("airlock: {}:{line}:{column}: {} left as is: {}", s.name, skip.image, skip.reason);
+            eprintln!(
+                "airlock: {}:{line}:{column}: {} left as is: {}",
+                s.name, skip.image, skip.reason
+            );
         }
         if plan.edits.is_empty() {
             continue;
         }
         let new = rewrite::apply(&s.text, &plan.edits);
-        rewrite::verify(&s.name, &s.text, &new, &s.report.findings, &plan, &mapping, &opts)
-            .with_context(|| format!("{}: refusing to rewrite", s.name))?;
+        rewrite::verify(
+            &s.name,
+            &s.text,
+            &new,
+            &s.report.findings,
+            &plan,
+            &mapping,
+            &opts,
+        )
+        .with_context(|| format!("{}: refusing to rewrite", s.name))?;
         changed += 1;
         if args.write {
-            let Input::File(path) = &s.input else { bail!("--write cannot edit standard input") };
-            write_in_place(path, s.text.as_bytes(), new.as_bytes())?;
-            writeln!(out, "rewrote {} ({} edits)", s.name, plan.edits.len())?;
+            let Input::File(path) = &s.input else {
+                bail!("--write cannot edit standard input")
+            };
+            // One file that cannot be written does not stop the others.
+            match write_in_place(path, s.text.as_bytes(), new.as_bytes()) {
+                Ok(()) => writeln!(out, "rewrote {} ({} edits)", s.name, plan.edits.len())?,
+                Err(e) => {
+                    eprintln!("airlock: {e:#}");
+                    bad_input = true;
+                }
+            }
         } else if !args.check {
             let diff = similar::TextDiff::from_lines(s.text.as_str(), new.as_str());
-            write!(out, "{}", diff.unified_diff().header(&format!("a/{}", s.name), &format!("b/{}", s.name)))?;
+            write!(
+                out,
+                "{}",
+                diff.unified_diff()
+                    .header(&format!("a/{}", s.name), &format!("b/{}", s.name))
+            )?;
         }
     }
     out.flush()?;
@@ -92,15 +134,20 @@ fn write_in_place(path: &Path, original: &[u8], new: &[u8]) -> anyhow::Result<()
     if now != original {
         bail!("{shown} changed on disk since it was scanned; not changed (run again)");
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".airlock-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file beside {shown}"))?;
-    tmp.write_all(new).and_then(|()| tmp.as_file().sync_all())
+    tmp.write_all(new)
+        .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write a temporary file beside {shown}"))?;
     std::fs::set_permissions(tmp.path(), meta.permissions())
         .with_context(|| format!("cannot copy the permissions of {shown}"))?;
-    tmp.persist(path).with_context(|| format!("cannot replace {shown}"))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {shown}"))?;
     Ok(())
 }

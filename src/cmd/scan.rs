@@ -9,9 +9,10 @@ use crate::inputs;
 use crate::report::{FindingOut, ScanOutput};
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
-    imgref::Reference::parse(&args.jnlp_image)
-        .map_err(|e| anyhow::anyhow!("--jnlp-image: {e}"))?;
-    let opts = discover::Options { default_jnlp_image: args.jnlp_image.clone() };
+    imgref::Reference::parse(&args.jnlp_image).map_err(|e| anyhow::anyhow!("--jnlp-image: {e}"))?;
+    let opts = discover::Options {
+        default_jnlp_image: args.jnlp_image.clone(),
+    };
     let output = scan(&inputs::collect(&args.paths)?, &opts);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -25,7 +26,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             let color = match args.color {
                 Color::Always => true,
                 Color::Never => false,
-                Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
             };
             write_table(&mut out, &output, color)?;
         }
@@ -36,7 +39,11 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
             eprintln!("airlock: {}:{}:{}: {}", e.file, e.line, e.column, e.message);
         }
     }
-    Ok(if output.errors.is_empty() { Exit::Ok } else { Exit::BadInput })
+    Ok(if output.errors.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::BadInput
+    })
 }
 
 /// Scan every input; unreadable files become errors and the rest are still scanned.
@@ -69,21 +76,38 @@ fn write_list(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()> 
 }
 
 fn write_table(out: &mut impl Write, output: &ScanOutput, color: bool) -> std::io::Result<()> {
-    let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
     let mut groups: BTreeMap<(bool, &str), Vec<&FindingOut>> = BTreeMap::new();
     for f in &output.findings {
         let key = f.normalized.as_deref().unwrap_or(&f.image);
         // Images to pull first, then what needs a person's attention (templated, built).
-        groups.entry((!f.kind.is_pullable(), key)).or_default().push(f);
+        groups
+            .entry((!f.kind.is_pullable(), key))
+            .or_default()
+            .push(f);
     }
     for ((attention, image), findings) in &groups {
         let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
         kinds.sort_unstable();
         kinds.dedup();
-        let title = if *attention { paint("33", image) } else { paint("1", image) };
+        let title = if *attention {
+            paint("33", image)
+        } else {
+            paint("1", image)
+        };
         let count = findings.len();
         let noun = if count == 1 { "place" } else { "places" };
-        writeln!(out, "{title}  {}", paint("2", &format!("{count} {noun}, {}", kinds.join(", "))))?;
+        writeln!(
+            out,
+            "{title}  {}",
+            paint("2", &format!("{count} {noun}, {}", kinds.join(", ")))
+        )?;
         for f in findings {
             let loc = format!("{}:{}:{}", f.file, f.line, f.column);
             writeln!(out, "    {}  {}", paint("36", &loc), paint("2", &f.context))?;

@@ -23,9 +23,18 @@ fn the_corpus_scores_every_must_and_templated_reference_with_no_false_positive()
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or_default();
     let words: Vec<&str> = last.split_whitespace().collect();
-    let field = |name: &str| words.iter().position(|w| *w == name).map(|i| words[i + 1]).unwrap_or("?");
+    let field = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .map(|i| words[i + 1])
+            .unwrap_or("?")
+    };
     let ratio_full = |r: &str| r.split_once('/').is_some_and(|(a, b)| a == b);
     assert!(ratio_full(field("must")), "missed references:\n{text}");
     assert_eq!(field("fp"), "0", "false positives:\n{text}");
-    assert!(ratio_full(field("templated")), "templated not reported:\n{text}");
+    assert!(
+        ratio_full(field("templated")),
+        "templated not reported:\n{text}"
+    );
 }

@@ -94,6 +94,9 @@ impl fmt::Display for Kind {
 #[serde(rename_all = "lowercase")]
 pub enum PartRole {
     Registry,
+    /// A chart-wide registry (`global.imageRegistry`) that overrides per-image registries; also
+    /// listed when it is set to `""`, since setting it is the one edit that moves every image.
+    GlobalRegistry,
     Repository,
     Tag,
     Digest,

@@ -23,8 +23,11 @@ const JNLP_NOTE: &str = "jnlp (injected by the Kubernetes plugin)";
 /// Whether a file is a Jenkinsfile: named like one (`Jenkinsfile*`, `*.groovy`) or holding a
 /// pipeline, and never when it starts like YAML, JSON or markdown.
 pub(crate) fn looks_like(base: &str, text: &str) -> bool {
+    // Content decides only for files without an extension (`Jenkinsfile`, stdin): notes and
+    // docs that quote a `podTemplate(` are prose, not pipelines.
+    let no_extension = !base.contains('.');
     first_code_line(text).is_none_or(groovy_start)
-        && (name_says_groovy(base) || has_pipeline(text, 0))
+        && (name_says_groovy(base) || (no_extension && has_pipeline(text, 0)))
 }
 
 /// Whether a string (embedded in YAML) holds a Groovy pipeline, by content only.

@@ -14,6 +14,18 @@ use crate::{Mapping, MappingError};
 pub struct Edit {
     pub span: Range<usize>,
     pub replacement: String,
+    /// The edit adds a whole `key: value` entry (rather than changing a value).
+    pub adds_entry: bool,
+}
+
+impl Edit {
+    fn value(span: Range<usize>, replacement: String) -> Edit {
+        Edit {
+            span,
+            replacement,
+            adds_entry: false,
+        }
+    }
 }
 
 /// A finding that needs a change the tool will not make in place, and why.
@@ -37,7 +49,12 @@ pub enum PlanError {
     #[error(transparent)]
     Mapping(#[from] MappingError),
     #[error("bytes {start}..{end} would be rewritten both to {first:?} and to {second:?}")]
-    Conflict { start: usize, end: usize, first: String, second: String },
+    Conflict {
+        start: usize,
+        end: usize,
+        first: String,
+        second: String,
+    },
 }
 
 /// Options that widen what `plan` changes.
@@ -48,12 +65,20 @@ pub struct PlanOptions {
 }
 
 /// Work out the edits that point every finding in `text` at the private registry.
-pub fn plan(text: &str, findings: &[Finding], mapping: &Mapping, opts: PlanOptions) -> Result<Plan, PlanError> {
+pub fn plan(
+    text: &str,
+    findings: &[Finding],
+    mapping: &Mapping,
+    opts: PlanOptions,
+) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     for f in findings {
         let Some(reference) = &f.reference else {
             if f.kind == Kind::Templated {
-                plan.skip(f, "templated: the value is filled in elsewhere; map the value where it is set");
+                plan.skip(
+                    f,
+                    "templated: the value is filled in elsewhere; map the value where it is set",
+                );
             }
             continue;
         };
@@ -66,9 +91,14 @@ pub fn plan(text: &str, findings: &[Finding], mapping: &Mapping, opts: PlanOptio
         }
         match f.kind {
             Kind::Implicit => implicit(text, f, reference, &mapped, opts, &mut plan),
-            Kind::Composed => composed(f, &mapped, &mut plan),
-            _ if f.exact => plan.edits.push(Edit { span: f.span.clone(), replacement: mapped.to_string() }),
-            _ => plan.skip(f, "the value is escaped, folded or assembled from variables; edit it by hand"),
+            Kind::Composed => composed(f, &mapped, mapping, &mut plan),
+            _ if f.exact => plan
+                .edits
+                .push(Edit::value(f.span.clone(), mapped.to_string())),
+            _ => plan.skip(
+                f,
+                "the value is escaped, folded or assembled from variables; edit it by hand",
+            ),
         }
     }
     plan.normalise()?;
@@ -83,79 +113,130 @@ fn spelled_name(r: &Reference) -> String {
     }
 }
 
-/// Split fields are changed part by part: the registry field takes the new prefix and the
+/// Split fields are changed part by part: a registry field takes the new prefix and the
 /// repository stays as written when it still ends the new name; otherwise the repository field
-/// takes the whole new name. Tags and digests are never touched (the mapping keeps them).
-fn composed(f: &Finding, mapped: &Reference, plan: &mut Plan) {
+/// takes the whole new name. A chart-wide `global.imageRegistry` is preferred when the new prefix
+/// is the target itself, since one edit there moves every image of the chart. Tags and digests
+/// are never touched (the mapping keeps them).
+fn composed(f: &Finding, mapped: &Reference, mapping: &Mapping, plan: &mut Plan) {
     let part = |role| f.parts.iter().find(|p| p.role == role);
     let new_name = spelled_name(mapped);
     let Some(repository) = part(PartRole::Repository) else {
         let reason = match part(PartRole::Selector) {
-            Some(_) => "a kustomize `name:` only selects the image: add `newName:` with the private name",
+            Some(_) => {
+                "a kustomize `name:` only selects the image: add `newName:` with the private name"
+            }
             None => "no field holds the repository",
         };
         return plan.skip(f, reason);
     };
-    if let Some(registry) = part(PartRole::Registry) {
-        if let Some(prefix) = new_name.strip_suffix(repository.value.as_str()).and_then(|p| p.strip_suffix('/')) {
-            if registry.exact {
-                plan.edits.push(Edit { span: registry.span.clone(), replacement: prefix.to_string() });
-            } else {
-                plan.skip(f, "the registry field is escaped or folded; edit it by hand");
-            }
-            return;
-        }
-    }
-    if repository.exact {
-        plan.edits.push(Edit { span: repository.span.clone(), replacement: new_name });
-    } else {
-        plan.skip(f, "the repository field is escaped or folded; edit it by hand");
+    let prefix = new_name
+        .strip_suffix(repository.value.as_str())
+        .and_then(|p| p.strip_suffix('/'));
+    let registry = match (part(PartRole::GlobalRegistry), part(PartRole::Registry)) {
+        (Some(global), _) if prefix == Some(mapping.target()) => Some(global),
+        (_, Some(own)) => Some(own),
+        _ => None,
+    };
+    match (registry, prefix) {
+        (Some(r), Some(prefix)) if r.exact => plan
+            .edits
+            .push(Edit::value(r.span.clone(), prefix.to_string())),
+        (Some(_), Some(_)) => plan.skip(
+            f,
+            "the registry field is escaped or folded; edit it by hand",
+        ),
+        _ if repository.exact => plan
+            .edits
+            .push(Edit::value(repository.span.clone(), new_name)),
+        _ => plan.skip(
+            f,
+            "the repository field is escaped or folded; edit it by hand",
+        ),
     }
 }
 
 /// The Jenkins `jnlp` agent: the plugin prefixes its default image with the cloud's
 /// `jnlpregistry`, so that setting is what moves it.
-fn implicit(text: &str, f: &Finding, reference: &Reference, mapped: &Reference, opts: PlanOptions, plan: &mut Plan) {
+fn implicit(
+    text: &str,
+    f: &Finding,
+    reference: &Reference,
+    mapped: &Reference,
+    opts: PlanOptions,
+    plan: &mut Plan,
+) {
     if !opts.fix_implicit {
-        return plan.skip(f, "implicit image: run with --fix-implicit to set jnlpregistry, or add a jnlp container");
+        return plan.skip(
+            f,
+            "implicit image: run with --fix-implicit to set jnlpregistry, or add a jnlp container",
+        );
     }
     // The image the plugin appends to jnlpregistry: the finding's image without the registry.
     let appended = match f.parts.iter().find(|p| p.role == PartRole::Registry) {
-        Some(r) => f.image[r.value.trim_end_matches('/').len()..].trim_start_matches('/').to_string(),
+        Some(r) => f.image[r.value.trim_end_matches('/').len()..]
+            .trim_start_matches('/')
+            .to_string(),
         None => f.image.clone(),
     };
-    let appended_name = Reference::parse(&appended).map(|r| spelled_name(&r)).unwrap_or(appended);
+    let appended_name = Reference::parse(&appended)
+        .map(|r| spelled_name(&r))
+        .unwrap_or(appended);
     let new_name = spelled_name(mapped);
-    let Some(registry) = new_name.strip_suffix(appended_name.as_str()).and_then(|p| p.strip_suffix('/')) else {
-        return plan.skip(f, &format!("{reference} maps to {mapped}, which jnlpregistry cannot express"));
+    let Some(registry) = new_name
+        .strip_suffix(appended_name.as_str())
+        .and_then(|p| p.strip_suffix('/'))
+    else {
+        return plan.skip(
+            f,
+            &format!("{reference} maps to {mapped}, which jnlpregistry cannot express"),
+        );
     };
-    match (f.parts.iter().find(|p| p.role == PartRole::Registry), &f.insertion) {
-        (Some(part), _) if part.exact => {
-            plan.edits.push(Edit { span: part.span.clone(), replacement: registry.to_string() })
-        }
+    match (
+        f.parts.iter().find(|p| p.role == PartRole::Registry),
+        &f.insertion,
+    ) {
+        (Some(part), _) if part.exact => plan
+            .edits
+            .push(Edit::value(part.span.clone(), registry.to_string())),
         (None, Some(ins)) => {
             let line_start = text[..ins.offset].rfind('\n').map_or(0, |i| i + 1);
             let indent = &text[line_start..ins.offset];
             if indent.bytes().all(|b| b == b' ' || b == b'\t') {
                 let replacement = format!("{}: {registry}\n{indent}", ins.key);
-                plan.edits.push(Edit { span: ins.offset..ins.offset, replacement });
+                plan.edits.push(Edit {
+                    span: ins.offset..ins.offset,
+                    replacement,
+                    adds_entry: true,
+                });
             } else {
-                plan.skip(f, "the cloud's settings are not one per line; add jnlpregistry by hand");
+                plan.skip(
+                    f,
+                    "the cloud's settings are not one per line; add jnlpregistry by hand",
+                );
             }
         }
-        _ => plan.skip(f, "no place to set jnlpregistry; add a jnlp container to the template"),
+        _ => plan.skip(
+            f,
+            "no place to set jnlpregistry; add a jnlp container to the template",
+        ),
     }
 }
 
 impl Plan {
     fn skip(&mut self, f: &Finding, reason: &str) {
-        self.skipped.push(Skipped { span: f.span.clone(), image: f.image.clone(), reason: reason.to_string() });
+        self.skipped.push(Skipped {
+            span: f.span.clone(),
+            image: f.image.clone(),
+            reason: reason.to_string(),
+        });
     }
 
     /// Sort, merge identical edits (a shared registry field serves many images) and refuse
     /// edits that disagree or overlap.
     fn normalise(&mut self) -> Result<(), PlanError> {
-        self.edits.sort_by(|a, b| (a.span.start, a.span.end).cmp(&(b.span.start, b.span.end)));
+        self.edits
+            .sort_by(|a, b| (a.span.start, a.span.end).cmp(&(b.span.start, b.span.end)));
         self.edits.dedup();
         for w in self.edits.windows(2) {
             let (a, b) = (&w[0], &w[1]);
@@ -174,7 +255,9 @@ impl Plan {
 
 /// Apply sorted, non-overlapping edits to the original bytes.
 pub fn apply(text: &str, edits: &[Edit]) -> String {
-    let mut out = String::with_capacity(text.len() + edits.iter().map(|e| e.replacement.len()).sum::<usize>());
+    let mut out = String::with_capacity(
+        text.len() + edits.iter().map(|e| e.replacement.len()).sum::<usize>(),
+    );
     let mut at = 0;
     for e in edits {
         out.push_str(&text[at..e.span.start]);

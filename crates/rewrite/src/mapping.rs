@@ -44,11 +44,25 @@ pub enum MappingError {
     #[error("mapping mode {0:?} is neither replace-host nor keep-host")]
     UnknownMode(String),
     #[error("rule {index} (from {from:?}): {reason}")]
-    BadRule { index: usize, from: String, reason: String },
+    BadRule {
+        index: usize,
+        from: String,
+        reason: String,
+    },
     #[error("{source_ref} maps to {target}, which is not a valid reference: {reason}")]
-    Unmappable { source_ref: String, target: String, reason: String },
-    #[error("{first} and {second} would both become {target}; use keep-host or a rule to tell them apart")]
-    Collision { first: String, second: String, target: String },
+    Unmappable {
+        source_ref: String,
+        target: String,
+        reason: String,
+    },
+    #[error(
+        "{first} and {second} would both become {target}; use keep-host or a rule to tell them apart"
+    )]
+    Collision {
+        first: String,
+        second: String,
+        target: String,
+    },
 }
 
 /// Where private images live and how public names map onto it.
@@ -63,7 +77,10 @@ pub struct Mapping {
 impl Mapping {
     pub fn new(target: &str, mode: Mode, rules: Vec<Rule>) -> Result<Mapping, MappingError> {
         let target = target.trim().trim_end_matches('/').to_string();
-        let bad = |reason: &str| MappingError::BadTarget { target: target.clone(), reason: reason.to_string() };
+        let bad = |reason: &str| MappingError::BadTarget {
+            target: target.clone(),
+            reason: reason.to_string(),
+        };
         if target.is_empty() {
             return Err(bad("it is empty"));
         }
@@ -71,14 +88,21 @@ impl Mapping {
             return Err(bad("write the host without a scheme"));
         }
         // The target must be a registry host: checked by parsing a name under it.
-        let probe = Reference::parse(&format!("{target}/probe")).map_err(|e| bad(&e.to_string()))?;
+        let probe =
+            Reference::parse(&format!("{target}/probe")).map_err(|e| bad(&e.to_string()))?;
         if probe.domain().is_none() {
-            return Err(bad("the first part must be a host (with a dot or a port, or localhost)"));
+            return Err(bad(
+                "the first part must be a host (with a dot or a port, or localhost)",
+            ));
         }
         for (index, rule) in rules.iter().enumerate() {
             let to = rule.to.trim_end_matches('/');
             if rule.from.is_empty() {
-                return Err(MappingError::BadRule { index, from: rule.from.clone(), reason: "from is empty".into() });
+                return Err(MappingError::BadRule {
+                    index,
+                    from: rule.from.clone(),
+                    reason: "from is empty".into(),
+                });
             }
             Reference::parse(&format!("{to}/probe")).map_err(|e| MappingError::BadRule {
                 index,
@@ -86,7 +110,11 @@ impl Mapping {
                 reason: format!("to {:?} is not a registry path: {e}", rule.to),
             })?;
         }
-        Ok(Mapping { target, mode, rules })
+        Ok(Mapping {
+            target,
+            mode,
+            rules,
+        })
     }
 
     /// The target registry: `host[:port][/prefix]`.
@@ -102,7 +130,9 @@ impl Mapping {
     /// Whether a reference already lives under the target (so mapping leaves it alone).
     pub fn is_private(&self, r: &Reference) -> bool {
         let name = r.name();
-        name.len() > self.target.len() && name.starts_with(&self.target) && name.as_bytes()[self.target.len()] == b'/'
+        name.len() > self.target.len()
+            && name.starts_with(&self.target)
+            && name.as_bytes()[self.target.len()] == b'/'
     }
 
     /// The private name of `r`. Tag and digest are kept as written (an absent tag stays absent,
@@ -113,11 +143,22 @@ impl Mapping {
             return Ok(r.clone());
         }
         let name = r.name();
-        let target = match self.rules.iter().find(|rule| name.starts_with(&rule.from) || format!("{name}/") == rule.from) {
+        let target = match self
+            .rules
+            .iter()
+            .find(|rule| name.starts_with(&rule.from) || format!("{name}/") == rule.from)
+        {
             Some(rule) => {
-                let rest = name.get(rule.from.len()..).unwrap_or("").trim_start_matches('/');
+                let rest = name
+                    .get(rule.from.len()..)
+                    .unwrap_or("")
+                    .trim_start_matches('/');
                 let to = rule.to.trim_end_matches('/');
-                if rest.is_empty() { to.to_string() } else { format!("{to}/{rest}") }
+                if rest.is_empty() {
+                    to.to_string()
+                } else {
+                    format!("{to}/{rest}")
+                }
             }
             None => match self.mode {
                 Mode::ReplaceHost => format!("{}/{}", self.target, r.repository()),
@@ -139,11 +180,21 @@ impl Mapping {
         let mut by_source: BTreeMap<String, Reference> = BTreeMap::new();
         let mut by_target: BTreeMap<String, String> = BTreeMap::new();
         for r in refs {
+            // A reference already under the target is a result of the mapping, not a source
+            // that could collide with one.
+            if self.is_private(r) {
+                by_source.insert(r.to_string(), r.clone());
+                continue;
+            }
             let mapped = self.map(r)?;
             let (source, target) = (r.name(), mapped.name());
             match by_target.get(&target) {
                 Some(first) if *first != source => {
-                    return Err(MappingError::Collision { first: first.clone(), second: source, target });
+                    return Err(MappingError::Collision {
+                        first: first.clone(),
+                        second: source,
+                        target,
+                    });
                 }
                 _ => {
                     by_target.insert(target, source.clone());
@@ -181,17 +232,38 @@ mod tests {
     fn replace_host_is_k0s_images_repository_rule() {
         // The examples from k0s's documentation of spec.images.repository.
         let m = Mapping::new("my.registry", Mode::ReplaceHost, vec![]).unwrap();
-        assert_eq!(map(&m, "quay.io/k0sproject/coredns:1.7.0"), "my.registry/k0sproject/coredns:1.7.0");
-        assert_eq!(map(&m, "docker.io/calico/cni:v3.24.5"), "my.registry/calico/cni:v3.24.5");
-        assert_eq!(map(&m, "calico/cni:v3.24.5"), "my.registry/calico/cni:v3.24.5");
-        assert_eq!(map(&m, "registry.k8s.io/kube-proxy:v1.25.16"), "my.registry/kube-proxy:v1.25.16");
+        assert_eq!(
+            map(&m, "quay.io/k0sproject/coredns:1.7.0"),
+            "my.registry/k0sproject/coredns:1.7.0"
+        );
+        assert_eq!(
+            map(&m, "docker.io/calico/cni:v3.24.5"),
+            "my.registry/calico/cni:v3.24.5"
+        );
+        assert_eq!(
+            map(&m, "calico/cni:v3.24.5"),
+            "my.registry/calico/cni:v3.24.5"
+        );
+        assert_eq!(
+            map(&m, "registry.k8s.io/kube-proxy:v1.25.16"),
+            "my.registry/kube-proxy:v1.25.16"
+        );
     }
 
     #[test]
     fn docker_hub_spellings_all_map_to_library() {
         let m = Mapping::new("registry.corp.local:5000/mirror", Mode::ReplaceHost, vec![]).unwrap();
-        for s in ["nginx", "library/nginx", "docker.io/library/nginx", "index.docker.io/library/nginx"] {
-            assert_eq!(map(&m, s), "registry.corp.local:5000/mirror/library/nginx", "{s}");
+        for s in [
+            "nginx",
+            "library/nginx",
+            "docker.io/library/nginx",
+            "index.docker.io/library/nginx",
+        ] {
+            assert_eq!(
+                map(&m, s),
+                "registry.corp.local:5000/mirror/library/nginx",
+                "{s}"
+            );
         }
     }
 
@@ -199,16 +271,25 @@ mod tests {
     fn keep_host_nests_the_source_and_digests_are_kept() {
         let m = Mapping::new("r.local:5000/", Mode::KeepHost, vec![]).unwrap();
         let d = "sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580";
-        assert_eq!(map(&m, &format!("quay.io/a/b:1@{d}")), format!("r.local:5000/quay.io/a/b:1@{d}"));
+        assert_eq!(
+            map(&m, &format!("quay.io/a/b:1@{d}")),
+            format!("r.local:5000/quay.io/a/b:1@{d}")
+        );
         assert_eq!(map(&m, "nginx:1"), "r.local:5000/docker.io/library/nginx:1");
     }
 
     #[test]
     fn rules_come_first_and_mapping_is_idempotent() {
-        let rules = vec![Rule { from: "docker.io/jenkins/".into(), to: "registry.corp.local:5000/ci/jenkins/".into() }];
+        let rules = vec![Rule {
+            from: "docker.io/jenkins/".into(),
+            to: "registry.corp.local:5000/ci/jenkins/".into(),
+        }];
         let m = Mapping::new("registry.corp.local:5000/mirror", Mode::ReplaceHost, rules).unwrap();
         let once = map(&m, "jenkins/inbound-agent:4.10-2");
-        assert_eq!(once, "registry.corp.local:5000/ci/jenkins/inbound-agent:4.10-2");
+        assert_eq!(
+            once,
+            "registry.corp.local:5000/ci/jenkins/inbound-agent:4.10-2"
+        );
         let m2 = Mapping::new("registry.corp.local:5000", Mode::ReplaceHost, vec![]).unwrap();
         assert_eq!(map(&m2, &once), once);
         let mirrored = map(&m, "nginx:1");
@@ -218,7 +299,10 @@ mod tests {
     #[test]
     fn collisions_name_both_sources() {
         let m = Mapping::new("r.local", Mode::ReplaceHost, vec![]).unwrap();
-        let refs = [r("quay.io/k0sproject/coredns:1"), r("docker.io/k0sproject/coredns:1")];
+        let refs = [
+            r("quay.io/k0sproject/coredns:1"),
+            r("docker.io/k0sproject/coredns:1"),
+        ];
         let err = m.map_all(&refs).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -231,9 +315,21 @@ mod tests {
 
     #[test]
     fn bad_targets_and_rules_are_explained() {
-        assert!(matches!(Mapping::new("https://r.local", Mode::ReplaceHost, vec![]), Err(MappingError::BadTarget { .. })));
-        assert!(matches!(Mapping::new("mirror", Mode::ReplaceHost, vec![]), Err(MappingError::BadTarget { .. })));
-        let rules = vec![Rule { from: "docker.io/".into(), to: "Bad Host/x".into() }];
-        assert!(matches!(Mapping::new("r.local", Mode::ReplaceHost, rules), Err(MappingError::BadRule { index: 0, .. })));
+        assert!(matches!(
+            Mapping::new("https://r.local", Mode::ReplaceHost, vec![]),
+            Err(MappingError::BadTarget { .. })
+        ));
+        assert!(matches!(
+            Mapping::new("mirror", Mode::ReplaceHost, vec![]),
+            Err(MappingError::BadTarget { .. })
+        ));
+        let rules = vec![Rule {
+            from: "docker.io/".into(),
+            to: "Bad Host/x".into(),
+        }];
+        assert!(matches!(
+            Mapping::new("r.local", Mode::ReplaceHost, rules),
+            Err(MappingError::BadRule { index: 0, .. })
+        ));
     }
 }

@@ -12,11 +12,20 @@ pub enum VerifyError {
     #[error("the edited text no longer parses at byte {offset}: {message}")]
     Unparsable { offset: usize, message: String },
     #[error("the edit would change the value at byte {offset} from {before:?} to {after:?}")]
-    Changed { offset: usize, before: String, after: String },
-    #[error("the edit would change the document's structure ({before} values before, {after} after)")]
+    Changed {
+        offset: usize,
+        before: String,
+        after: String,
+    },
+    #[error(
+        "the edit would change the document's structure ({before} values before, {after} after)"
+    )]
     Structure { before: usize, after: usize },
-    #[error("after the edit, a scan finds {found:?} where {expected:?} was expected")]
-    Findings { expected: Vec<String>, found: Vec<String> },
+    #[error("after the edit, a scan would find {unexpected:?} instead of {missing:?}")]
+    Findings {
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
 }
 
 /// Check `new` (= `old` with `plan` applied) against `old`. `name` is the file name, used to
@@ -35,25 +44,51 @@ pub fn verify(
     }
     let report = discover::scan_file(name, new.as_bytes(), opts);
     if let Some(e) = report.errors.first() {
-        return Err(VerifyError::Unparsable { offset: e.offset, message: e.message.clone() });
+        return Err(VerifyError::Unparsable {
+            offset: e.offset,
+            message: e.message.clone(),
+        });
     }
-    let mut expected: Vec<String> = old_findings.iter().map(|f| expected_after(f, plan, mapping)).collect();
+    let mut expected: Vec<String> = old_findings
+        .iter()
+        .map(|f| expected_after(f, plan, mapping))
+        .collect();
     let mut found: Vec<String> = report.findings.iter().map(summary).collect();
     expected.sort();
     found.sort();
     if expected != found {
-        return Err(VerifyError::Findings { expected, found });
+        let missing = expected
+            .iter()
+            .filter(|e| !found.contains(e))
+            .cloned()
+            .collect();
+        let unexpected = found
+            .iter()
+            .filter(|f| !expected.contains(f))
+            .cloned()
+            .collect();
+        return Err(VerifyError::Findings {
+            missing,
+            unexpected,
+        });
     }
     Ok(())
 }
 
 fn summary(f: &Finding) -> String {
-    format!("{} {}", f.kind, f.normalized().unwrap_or_else(|| f.image.clone()))
+    format!(
+        "{} {}",
+        f.kind,
+        f.normalized().unwrap_or_else(|| f.image.clone())
+    )
 }
 
 /// What a finding should read after the plan: mapped unless the plan skipped it.
 fn expected_after(f: &Finding, plan: &Plan, mapping: &Mapping) -> String {
-    let skipped = plan.skipped.iter().any(|s| s.span == f.span && s.image == f.image);
+    let skipped = plan
+        .skipped
+        .iter()
+        .any(|s| s.span == f.span && s.image == f.image);
     match (&f.reference, f.kind) {
         (Some(r), kind) if kind != Kind::Built && !skipped => match mapping.map(r) {
             Ok(m) => format!("{} {}", f.kind, m.normalized()),
@@ -65,13 +100,16 @@ fn expected_after(f: &Finding, plan: &Plan, mapping: &Mapping) -> String {
 
 /// Every YAML scalar that no edit touches keeps its value, in the same order.
 fn same_scalars(old: &str, new: &str, edits: &[Edit]) -> Result<(), VerifyError> {
-    let unparsable = |e: discover::ScanError| VerifyError::Unparsable { offset: e.offset, message: e.message };
+    let unparsable = |e: discover::ScanError| VerifyError::Unparsable {
+        offset: e.offset,
+        message: e.message,
+    };
     let before = discover::yaml_scalars(old).map_err(unparsable)?;
     let after = discover::yaml_scalars(new).map_err(unparsable)?;
     // Inserted lines add their own key and value; leave them out of the comparison.
     let inserted: Vec<Range<usize>> = edits
         .iter()
-        .filter(|e| e.span.is_empty())
+        .filter(|e| e.adds_entry)
         .map(|e| {
             let at = shift(e.span.start, edits) - e.replacement.len();
             at..at + e.replacement.len()
@@ -79,21 +117,34 @@ fn same_scalars(old: &str, new: &str, edits: &[Edit]) -> Result<(), VerifyError>
         .collect();
     let after: Vec<_> = after
         .into_iter()
-        .filter(|(span, _)| !inserted.iter().any(|r| r.start <= span.start && span.end <= r.end))
+        .filter(|(span, _)| {
+            !inserted
+                .iter()
+                .any(|r| r.start <= span.start && span.end <= r.end)
+        })
         .collect();
     if before.len() != after.len() {
-        return Err(VerifyError::Structure { before: before.len(), after: after.len() });
+        return Err(VerifyError::Structure {
+            before: before.len(),
+            after: after.len(),
+        });
     }
     for ((span, was), (_, now)) in before.iter().zip(&after) {
         let touched = edits.iter().any(|e| {
-            if e.span.is_empty() {
+            if e.adds_entry {
+                // An entry added inside a block scalar (JCasC in a ConfigMap) changes it.
                 span.start < e.span.start && e.span.start < span.end
             } else {
-                e.span.start < span.end && span.start < e.span.end
+                // Overlap, or an edit filling an empty value (`registry: ""`).
+                e.span.start < span.end && span.start < e.span.end || e.span == *span
             }
         });
         if was != now && !touched {
-            return Err(VerifyError::Changed { offset: span.start, before: was.clone(), after: now.clone() });
+            return Err(VerifyError::Changed {
+                offset: span.start,
+                before: was.clone(),
+                after: now.clone(),
+            });
         }
     }
     Ok(())

@@ -14,14 +14,19 @@ const GLOBAL_REGISTRIES: &[&[&str]] = &[
 ];
 
 pub(super) fn scan(w: &mut Walk, doc: &Node) {
-    let global = GLOBAL_REGISTRIES.iter().find_map(|keys| {
+    let at = |keys: &[&str]| {
         let mut n = doc;
-        for k in *keys {
+        for k in keys {
             n = n.get(k)?;
         }
         n.as_scalar()
-            .filter(|s| !s.is_null() && !s.value.trim().is_empty())
-    });
+    };
+    let active = GLOBAL_REGISTRIES
+        .iter()
+        .find_map(|keys| at(keys).filter(|s| !s.is_null() && !s.value.trim().is_empty()));
+    // An empty but quoted `global.imageRegistry: ""` is still the knob a rewrite should turn.
+    let global =
+        active.or_else(|| at(GLOBAL_REGISTRIES[0]).filter(|s| s.exact && s.value.is_empty()));
     walk(w, doc, &mut Path::new(), None, global);
 }
 
@@ -43,7 +48,7 @@ fn walk<'n>(
                 path.push_key(key);
                 match value {
                     Node::Scalar(s) if key.eq_ignore_ascii_case("image") => {
-                        split_image(w, node, key, s, path, registry, global);
+                        split_image(w, node, key, s, path, registry);
                     }
                     _ => walk(w, value, path, registry, global),
                 }
@@ -89,8 +94,11 @@ fn image_map(
         return false;
     }
     let mut parts = vec![(PartRole::Repository, repository)];
-    if let Some(r) = global.or(registry) {
+    if let Some(r) = registry {
         parts.push((PartRole::Registry, r));
+    }
+    if let Some(g) = global {
+        parts.push((PartRole::GlobalRegistry, g));
     }
     for (role, key) in [(PartRole::Tag, "tag"), (PartRole::Digest, "digest")] {
         if let Some(s) = m
@@ -115,7 +123,6 @@ fn split_image(
     image: &Scalar,
     path: &Path,
     registry: Option<&Scalar>,
-    global: Option<&Scalar>,
 ) {
     let tag = m
         .get_ci("tag")
@@ -126,7 +133,9 @@ fn split_image(
     match tag {
         Some(tag) => {
             let mut parts = vec![(PartRole::Repository, image), (PartRole::Tag, tag)];
-            if let Some(r) = global.or(registry) {
+            // Split fields are a chart's own convention, outside the `global.imageRegistry`
+            // one, so only a registry written in the chart's own maps reaches them.
+            if let Some(r) = registry {
                 parts.push((PartRole::Registry, r));
             }
             w.composed(&parts, Source::HelmValues, context, false);

@@ -322,7 +322,7 @@ impl Walk<'_> {
             return;
         };
         let mut image = String::new();
-        if let Some(registry) = value(Registry) {
+        if let Some(registry) = value(GlobalRegistry).or_else(|| value(Registry)) {
             image.push_str(registry.trim_end_matches('/'));
             image.push('/');
         }
@@ -353,7 +353,8 @@ impl Walk<'_> {
             };
         let parts = parts
             .iter()
-            .filter(|(_, s)| !s.is_null() && !s.value.trim().is_empty())
+            // Empty quoted fields stay listed: they are where a rewrite can put a registry.
+            .filter(|(_, s)| !s.is_null() && (s.exact || !s.value.trim().is_empty()))
             .map(|(role, s)| {
                 let (span, exact) = self.span(s);
                 crate::Part {
