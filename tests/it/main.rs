@@ -1,6 +1,7 @@
 //! Integration tests of the `airlock` binary, in one test binary (ripgrep style).
 
 mod corpus;
+mod rewrite_cli;
 mod scan_cli;
 
 use std::path::PathBuf;

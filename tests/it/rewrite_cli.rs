@@ -1,0 +1,321 @@
+//! `airlock rewrite` from the command line: diff, --check, --write, and the guarantees — only
+//! image values change, a second run changes nothing, nothing is half-written.
+
+use std::path::Path;
+
+use crate::{airlock, repo_root, tempdir};
+
+const TARGET: &str = "registry.corp.local:5000/mirror";
+
+fn rewrite(dir: &Path, extra: &[&str]) -> std::process::Output {
+    airlock()
+        .current_dir(dir)
+        .args(["rewrite", "--registry", TARGET])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+            let mut perms = std::fs::metadata(&dest).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)] // test copies of read-only fixtures
+            perms.set_readonly(false);
+            std::fs::set_permissions(&dest, perms).unwrap();
+        }
+    }
+}
+
+/// Every changed line differs from the original only inside one value token that now names the
+/// target registry, or is an added `jnlpregistry:` line.
+fn assert_only_values_changed(name: &str, old: &str, new: &str) {
+    let diff = similar::TextDiff::from_lines(old, new);
+    for op in diff.ops() {
+        let (old_lines, new_lines): (Vec<_>, Vec<_>) = (
+            diff.iter_changes(op)
+                .filter(|c| c.tag() == similar::ChangeTag::Delete)
+                .map(|c| c.value())
+                .collect(),
+            diff.iter_changes(op)
+                .filter(|c| c.tag() == similar::ChangeTag::Insert)
+                .map(|c| c.value())
+                .collect(),
+        );
+        let added: Vec<_> = new_lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with("jnlpregistry: "))
+            .collect();
+        let replaced: Vec<_> = new_lines
+            .iter()
+            .filter(|l| !l.trim_start().starts_with("jnlpregistry: "))
+            .collect();
+        assert_eq!(
+            old_lines.len(),
+            replaced.len(),
+            "{name}: lines removed or added: {old_lines:?} -> {new_lines:?}"
+        );
+        for l in added {
+            assert!(l.contains(TARGET), "{name}: {l}");
+        }
+        for (o, n) in old_lines.iter().zip(replaced) {
+            let prefix = o.bytes().zip(n.bytes()).take_while(|(a, b)| a == b).count();
+            let suffix = o[prefix..]
+                .bytes()
+                .rev()
+                .zip(n[prefix..].bytes().rev())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let old_mid = &o[prefix..o.len() - suffix];
+            // The whole value token around the change in the new line must name the target.
+            let is_sep = |c: char| " \"'=\t\n".contains(c);
+            let start = n[..prefix].rfind(is_sep).map_or(0, |i| i + 1);
+            let end = n[n.len() - suffix..]
+                .find(is_sep)
+                .map_or(n.len(), |i| n.len() - suffix + i);
+            assert!(
+                !old_mid.contains(is_sep)
+                    && !old_mid.contains('#')
+                    && n[start..end].contains(TARGET),
+                "{name}: more than an image value changed:\n- {o}+ {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rewriting_the_corpus_changes_only_image_values_and_is_idempotent() {
+    let corpus = repo_root().join("../shared/corpus");
+    if !corpus.exists() {
+        eprintln!("skipped: {} is not there", corpus.display());
+        return;
+    }
+    let dir = tempdir();
+    copy_dir(&corpus, dir.path());
+    let out = rewrite(
+        dir.path(),
+        &["--mapping", "keep-host", "--fix-implicit", "--write", "."],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut changed = 0;
+    for entry in walk(dir.path()) {
+        let rel = entry.strip_prefix(dir.path()).unwrap();
+        let old = std::fs::read_to_string(corpus.join(rel)).unwrap();
+        let new = std::fs::read_to_string(&entry).unwrap();
+        if old != new {
+            changed += 1;
+            assert_only_values_changed(&rel.display().to_string(), &old, &new);
+        }
+    }
+    assert!(changed >= 30, "only {changed} files changed");
+
+    let again = rewrite(
+        dir.path(),
+        &["--mapping", "keep-host", "--fix-implicit", "--check", "."],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "a second run would change: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let scan = airlock()
+        .current_dir(dir.path())
+        .args(["scan", "--format", "json", "."])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    let public: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| !matches!(f["kind"].as_str(), Some("templated" | "built")))
+        .filter(|f| {
+            !f["normalized"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("{TARGET}/"))
+        })
+        .map(|f| format!("{} {} {}", f["file"], f["kind"], f["image"]))
+        .collect();
+    // The Jenkinsfiles' injected agents take their registry from the cloud, which is not here.
+    assert!(
+        public
+            .iter()
+            .all(|p| p.contains(".groovy") && p.contains("implicit")),
+        "{public:#?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
+    }
+    out
+}
+
+#[test]
+fn the_default_is_a_diff_and_check_exits_one() {
+    let dir = tempdir();
+    let file = dir.path().join("pod.yaml");
+    let text = "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a   # keep me\n      image: 'nginx:1.27'\n";
+    std::fs::write(&file, text).unwrap();
+    let out = rewrite(dir.path(), &["pod.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let diff = String::from_utf8(out.stdout).unwrap();
+    assert!(diff.contains("-      image: 'nginx:1.27'\n+      image: 'registry.corp.local:5000/mirror/library/nginx:1.27'\n"), "{diff}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "a diff run writes nothing"
+    );
+    assert_eq!(
+        rewrite(dir.path(), &["--check", "pod.yaml"]).status.code(),
+        Some(1)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn write_keeps_permissions_and_refuses_read_only_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let text = "services:\n  web:\n    image: nginx:1.27 # pinned\n";
+    for (name, mode) in [("a.yaml", 0o640), ("b.yaml", 0o444)] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = rewrite(dir.path(), &["--write", "."]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b.yaml is read-only; not changed"));
+    let a = dir.path().join("a.yaml");
+    assert_eq!(
+        std::fs::read_to_string(&a).unwrap(),
+        "services:\n  web:\n    image: registry.corp.local:5000/mirror/library/nginx:1.27 # pinned\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("b.yaml")).unwrap(),
+        text
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".airlock")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+}
+
+#[test]
+fn configuration_errors_are_clear() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "services:\n  a: {image: quay.io/x/coredns:1}\n  b: {image: docker.io/x/coredns:1}\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["rewrite", "p.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no target registry"));
+
+    let out = rewrite(dir.path(), &["p.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("quay.io/x/coredns")
+            && err.contains("docker.io/x/coredns")
+            && err.contains("would both become"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("airlock.yaml"),
+        "registry: r.local\nrules:\n  - from: docker.io/\n    to: \"not a host/x\"\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["rewrite", "p.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rule 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(
+        dir.path().join("airlock.yaml"),
+        "registry: r.local\nmaping: keep-host\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["rewrite", "p.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("maping"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_config_file_is_read_from_the_working_directory() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("airlock.yaml"), "registry: r.local:5000\nmapping: keep-host\nrules:\n  - from: docker.io/jenkins/\n    to: r.local:5000/ci/jenkins/\n").unwrap();
+    std::fs::write(
+        dir.path().join("v.yaml"),
+        "agent:\n  image: jenkins/inbound-agent:4.10-2\nother:\n  image: quay.io/a/b:1\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["rewrite", "--write", "v.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("v.yaml")).unwrap(),
+        "agent:\n  image: r.local:5000/ci/jenkins/inbound-agent:4.10-2\nother:\n  image: r.local:5000/quay.io/a/b:1\n"
+    );
+}
