@@ -16,6 +16,8 @@ pub enum Mode {
     #[default]
     ReplaceHost,
     /// The source host is nested under the target (`R/quay.io/k0sproject/coredns`); never collides.
+    /// A port becomes `_port` (`localhost:5000/x` → `R/localhost_5000/x`), since a path component
+    /// cannot hold a colon.
     KeepHost,
 }
 
@@ -162,7 +164,12 @@ impl Mapping {
             }
             None => match self.mode {
                 Mode::ReplaceHost => format!("{}/{}", self.target, r.repository()),
-                Mode::KeepHost => format!("{}/{}", self.target, name),
+                Mode::KeepHost => format!(
+                    "{}/{}/{}",
+                    self.target,
+                    host_component(r.registry()),
+                    r.repository()
+                ),
             },
         };
         r.with_name(&target).map_err(|e| MappingError::Unmappable {
@@ -204,6 +211,13 @@ impl Mapping {
         }
         Ok(by_source)
     }
+}
+
+/// A registry host as a repository path component (lower case, `:port` as `_port`).
+fn host_component(host: &str) -> String {
+    host.to_ascii_lowercase()
+        .replace(['[', ']'], "")
+        .replace(':', "_")
 }
 
 impl fmt::Display for Mapping {
@@ -276,6 +290,10 @@ mod tests {
             format!("r.local:5000/quay.io/a/b:1@{d}")
         );
         assert_eq!(map(&m, "nginx:1"), "r.local:5000/docker.io/library/nginx:1");
+        assert_eq!(
+            map(&m, "localhost:5000/a/b:1"),
+            "r.local:5000/localhost_5000/a/b:1"
+        );
     }
 
     #[test]
