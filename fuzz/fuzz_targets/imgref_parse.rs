@@ -14,7 +14,9 @@ fuzz_target!(|s: &str| {
             assert!(n.is_normalized());
             assert_eq!(Reference::parse(n.as_str()), Ok(n.clone()));
             assert_eq!(n.name(), r.name());
-            let moved = r.with_name(&n.name()).expect("a normalised name is a valid name");
+            let moved = r
+                .with_name(&n.name())
+                .expect("a normalised name is a valid name");
             assert_eq!((moved.tag(), moved.digest()), (r.tag(), r.digest()));
         }
         Err(e) => {

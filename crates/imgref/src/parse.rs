@@ -17,7 +17,8 @@ pub(crate) struct Bounds {
     pub tag_end: usize,
 }
 
-/// Host names and repository names share the same spelling for the Docker Hub checks.
+/// Docker Hub's spellings, shared with the normalising accessors so the length check here and
+/// the names built there cannot disagree.
 pub(crate) const DOCKER_HUB: &str = "docker.io";
 pub(crate) const LEGACY_DOCKER_HUB: &str = "index.docker.io";
 pub(crate) const OFFICIAL_PREFIX: &str = "library/";

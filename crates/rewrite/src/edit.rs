@@ -73,18 +73,33 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     for f in findings {
-        let Some(reference) = &f.reference else {
-            if f.kind == Kind::Templated {
-                plan.skip(
-                    f,
-                    "templated: the value is filled in elsewhere; map the value where it is set",
-                );
-            }
-            continue;
-        };
         if f.kind == Kind::Built {
             continue;
         }
+        let Some(reference) = &f.reference else {
+            if f.kind == Kind::Templated {
+                // Split fields whose tag the chart fills in (`appVersion`): the name parts are
+                // written, and are changed like any composed reference.
+                if let Some(untagged) = untagged_composed(f) {
+                    let mapped = mapping.map(&untagged)?;
+                    if mapped != untagged {
+                        composed(f, &mapped, mapping, &mut plan);
+                    }
+                    continue;
+                }
+                match rename_written(text.get(f.span.clone()).unwrap_or(""), mapping)? {
+                    Some(new) => plan.edits.push(Edit::value(
+                        f.span.start..f.span.start + new.name_len,
+                        new.name,
+                    )),
+                    None => plan.skip(
+                        f,
+                        "templated: the value is filled in elsewhere; map it where it is set",
+                    ),
+                }
+            }
+            continue;
+        };
         let mapped = mapping.map(reference)?;
         if mapped == *reference {
             continue;
@@ -95,14 +110,57 @@ pub fn plan(
             _ if f.exact => plan
                 .edits
                 .push(Edit::value(f.span.clone(), mapped.to_string())),
-            _ => plan.skip(
-                f,
-                "the value is escaped, folded or assembled from variables; edit it by hand",
-            ),
+            // Assembled from variables (`golang:${GO_VERSION}`): the name is still written out.
+            _ => match rename_written(text.get(f.span.clone()).unwrap_or(""), mapping)? {
+                Some(new) => plan.edits.push(Edit::value(
+                    f.span.start..f.span.start + new.name_len,
+                    new.name,
+                )),
+                None => plan.skip(
+                    f,
+                    "the value is escaped, folded or assembled from variables; edit it by hand",
+                ),
+            },
         }
     }
     plan.normalise()?;
     Ok(plan)
+}
+
+/// The new spelling of a written reference's name, when the name is written out literally and
+/// only the tag or digest comes from a variable (`golang:${GO_VERSION}-alpine`).
+pub(crate) struct RenamedName {
+    /// Bytes of the written text that hold the name.
+    pub name_len: usize,
+    pub name: String,
+}
+
+pub(crate) fn rename_written(
+    written: &str,
+    mapping: &Mapping,
+) -> Result<Option<RenamedName>, MappingError> {
+    // Only the text before the first variable is known; the name must end inside it.
+    let known = &written[..written.find('$').unwrap_or(written.len())];
+    let last_slash = known.rfind('/').map_or(0, |i| i + 1);
+    let Some(sep) = known[last_slash..].find([':', '@']).map(|i| last_slash + i) else {
+        return Ok(None);
+    };
+    let Ok(name) = Reference::parse(&written[..sep]) else {
+        return Ok(None);
+    };
+    let mapped = mapping.map(&name)?;
+    Ok((mapped != name).then(|| RenamedName {
+        name_len: sep,
+        name: spelled_name(&mapped),
+    }))
+}
+
+/// A templated finding composed from name fields only (a Helm image map without a tag).
+pub(crate) fn untagged_composed(f: &Finding) -> Option<Reference> {
+    if f.parts.is_empty() {
+        return None;
+    }
+    Reference::parse(&f.image).ok()
 }
 
 /// The name part of a reference as spelled (`host/path`), without tag or digest.

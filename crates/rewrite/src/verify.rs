@@ -94,6 +94,17 @@ fn expected_after(f: &Finding, plan: &Plan, mapping: &Mapping) -> String {
             Ok(m) => format!("{} {}", f.kind, m.normalized()),
             Err(_) => summary(f),
         },
+        (None, Kind::Templated) if !skipped && !f.parts.is_empty() => {
+            match crate::edit::untagged_composed(f).map(|r| mapping.map(&r)) {
+                Some(Ok(mapped)) => format!("{} {mapped}", f.kind),
+                _ => summary(f),
+            }
+        }
+        (None, Kind::Templated) if !skipped => match crate::edit::rename_written(&f.image, mapping)
+        {
+            Ok(Some(new)) => format!("{} {}{}", f.kind, new.name, &f.image[new.name_len..]),
+            _ => summary(f),
+        },
         _ => summary(f),
     }
 }
