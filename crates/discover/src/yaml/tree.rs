@@ -98,6 +98,19 @@ impl Node {
     }
 }
 
+impl Node {
+    fn shift(&mut self, by: usize) {
+        match self {
+            Node::Scalar(s) => s.span = s.span.start + by..s.span.end + by,
+            Node::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.shift(by);
+                v.shift(by);
+            }),
+            Node::Seq(items) => items.iter_mut().for_each(|i| i.shift(by)),
+        }
+    }
+}
+
 impl Scalar {
     /// Whether this scalar is YAML null (`~`, `null`, or nothing at all).
     pub fn is_null(&self) -> bool {
@@ -173,6 +186,26 @@ impl<'a> Positions<'a> {
 
 /// Parse every document in `text`. Documents are returned even when a later one fails.
 pub(crate) fn parse(text: &str) -> (Vec<Node>, Option<YamlError>) {
+    // The parser drops a byte-order mark from its positions; parse without it and move every
+    // span past it, so spans stay offsets into `text`.
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            let bom = text.len() - rest.len();
+            let (mut docs, err) = parse_without_bom(rest);
+            docs.iter_mut().for_each(|d| d.shift(bom));
+            (
+                docs,
+                err.map(|e| YamlError {
+                    offset: e.offset + bom,
+                    ..e
+                }),
+            )
+        }
+        None => parse_without_bom(text),
+    }
+}
+
+fn parse_without_bom(text: &str) -> (Vec<Node>, Option<YamlError>) {
     let pos = Positions::new(text);
     let mut builder = Builder {
         text,
@@ -426,6 +459,24 @@ mod tests {
             .unwrap();
         assert_eq!(&text[via_merge.span.clone()], "redis:7");
         assert_eq!(d.get("other").unwrap().str_at("image"), Some("redis:7"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_spans() {
+        let text = "\u{feff}\"=y\"\n";
+        let d = doc(text);
+        assert_eq!(&text[d.as_scalar().unwrap().span.clone()], "=y");
+        let text = "\u{feff}image: 'nginx:1'\n";
+        assert_eq!(
+            &text[doc(text)
+                .get("image")
+                .unwrap()
+                .as_scalar()
+                .unwrap()
+                .span
+                .clone()],
+            "nginx:1"
+        );
     }
 
     #[test]
