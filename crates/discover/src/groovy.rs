@@ -713,23 +713,8 @@ fn defines_jnlp(t: &Tree, i: usize) -> bool {
     if t.ident(i) == Some("containerTemplate") && (t.is(i + 1, b'(') || t.is(i + 1, b'{')) {
         return t.name_arg(i + 1).is_some_and(|n| n.value.trim() == "jnlp");
     }
-    t.lit(i).is_some_and(|l| yaml_names_jnlp(&l.value))
-}
-
-/// Whether YAML text has a `name: jnlp` line (a container named `jnlp`).
-fn yaml_names_jnlp(yaml: &str) -> bool {
-    yaml.lines().any(|line| {
-        let l = line.trim_start();
-        let l = l.strip_prefix("- ").unwrap_or(l).trim_start();
-        l.strip_prefix("name:").is_some_and(|v| {
-            let v = v.split(" #").next().unwrap_or("").trim();
-            let v = ['"', '\'']
-                .iter()
-                .find_map(|q| v.strip_prefix(*q)?.strip_suffix(*q))
-                .unwrap_or(v);
-            v == "jnlp"
-        })
-    })
+    t.lit(i)
+        .is_some_and(|l| crate::yaml::pod_yaml_has_jnlp(&l.value))
 }
 
 #[cfg(test)]
@@ -785,9 +770,11 @@ mod tests {
 
     #[test]
     fn jnlp_container_in_yaml() {
-        assert!(yaml_names_jnlp(
+        assert!(crate::yaml::pod_yaml_has_jnlp(
             "containers:\n  - name: \"jnlp\"\n    image: x"
         ));
-        assert!(!yaml_names_jnlp("containers:\n  - name: jnlp-helper"));
+        assert!(!crate::yaml::pod_yaml_has_jnlp(
+            "containers:\n  - name: jnlp-helper"
+        ));
     }
 }

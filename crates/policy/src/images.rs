@@ -11,7 +11,12 @@ use crate::{Policy, RuleId, Violation, in_registry, unversioned};
 /// What k0s appends to a finding's context when `spec.images.repository` is set.
 const K0S_REPOSITORY: &str = " (spec.images.repository: ";
 
-pub(crate) fn check_file(file: &str, report: &FileReport, policy: &Policy, out: &mut Vec<Violation>) {
+pub(crate) fn check_file(
+    file: &str,
+    report: &FileReport,
+    policy: &Policy,
+    out: &mut Vec<Violation>,
+) {
     let helm_global = helm_global(report);
     for f in &report.findings {
         // Templated values are counted separately; built images are never pulled.
@@ -41,12 +46,22 @@ pub(crate) fn check_file(file: &str, report: &FileReport, policy: &Policy, out: 
         }
         if policy.deny_latest {
             let message = match (r.tag(), r.digest()) {
-                (Some("latest"), _) => Some(format!("{} uses the `latest` tag, which moves: the mirror and the cluster drift apart", f.image)),
-                (None, None) => Some(format!("{} has no tag, so it pulls `latest`, which moves", f.image)),
+                (Some("latest"), _) => Some(format!(
+                    "{} uses the `latest` tag, which moves: the mirror and the cluster drift apart",
+                    f.image
+                )),
+                (None, None) => Some(format!(
+                    "{} has no tag, so it pulls `latest`, which moves",
+                    f.image
+                )),
                 _ => None,
             };
             if let Some(message) = message {
-                push(RuleId::LatestTag, message, format!("pin a version: {}:<version>", unversioned(r)));
+                push(
+                    RuleId::LatestTag,
+                    message,
+                    format!("pin a version: {}:<version>", unversioned(r)),
+                );
             }
         }
         if policy.require_digest && r.digest().is_none() {
@@ -82,7 +97,10 @@ fn registry(
                 f.image,
                 policy.allowed_list()
             ),
-            format!("set spec.images.repository: {}", policy.suggested_registry()),
+            format!(
+                "set spec.images.repository: {}",
+                policy.suggested_registry()
+            ),
         ));
     }
     if let Some(global) = helm_global
@@ -124,7 +142,10 @@ fn not_allowed_fix(r: &Reference, policy: &Policy) -> String {
         Some(Ok(mapped)) if policy.is_allowed(&mapped) == Some(true) => {
             format!("airlock rewrite --write (→ {mapped})")
         }
-        _ => format!("mirror it to {} and point the reference there", policy.suggested_registry()),
+        _ => format!(
+            "mirror it to {} and point the reference there",
+            policy.suggested_registry()
+        ),
     }
 }
 
@@ -138,7 +159,9 @@ fn implicit(f: &Finding, r: &Reference, policy: &Policy) -> Option<(String, Stri
     let fix = match (f.source, jnlpregistry) {
         (Source::Jcasc, Some(_)) => format!("set jnlpregistry: {target} on this Kubernetes cloud"),
         (Source::Jcasc, None) => {
-            format!("set jnlpregistry: {target} on this Kubernetes cloud (airlock rewrite --fix-implicit --write)")
+            format!(
+                "set jnlpregistry: {target} on this Kubernetes cloud (airlock rewrite --fix-implicit --write)"
+            )
         }
         _ => format!(
             "add a container named jnlp with a mirrored agent image, or set jnlpregistry: {target} on the Jenkins Kubernetes cloud"
@@ -178,7 +201,9 @@ fn has_global_part(f: &Finding) -> bool {
 /// The `spec.images.repository` named in a k0s finding's context.
 fn k0s_repository(context: &str) -> Option<&str> {
     let (_, rest) = context.rsplit_once(K0S_REPOSITORY)?;
-    rest.strip_suffix(')').map(str::trim).filter(|r| !r.is_empty())
+    rest.strip_suffix(')')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
 }
 
 /// The image k0s pulls when `spec.images.repository` is `repository`: unchanged when it is already
@@ -208,6 +233,7 @@ metadata: {name: api, namespace: shop}
 spec:
   template:
     spec:
+      imagePullSecrets: [{name: regcred}]
       containers:
         - name: api
           image: registry.corp.local:5000/mirror/shop/api:1.4
@@ -219,19 +245,30 @@ spec:
 
     #[test]
     fn registry_not_allowed_names_the_registry_and_the_rewrite() {
-        let v = run(&[("d.yaml", DEPLOYMENT)], &private("registry.corp.local:5000/mirror"));
+        let v = run(
+            &[("d.yaml", DEPLOYMENT)],
+            &private("registry.corp.local:5000/mirror"),
+        );
         assert_eq!(
             rules(&v),
             [
                 (RuleId::RegistryNotAllowed, Some("nginx")),
-                (RuleId::RegistryNotAllowed, Some("quay.io/x/tool:latest@sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580")),
+                (
+                    RuleId::RegistryNotAllowed,
+                    Some(
+                        "quay.io/x/tool:latest@sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580"
+                    )
+                ),
             ]
         );
         assert_eq!(
             v[0].message,
             "nginx is pulled from docker.io, which is not an allowed registry (registry.corp.local:5000/mirror)"
         );
-        assert_eq!(v[0].fix, "airlock rewrite --write (→ registry.corp.local:5000/mirror/library/nginx)");
+        assert_eq!(
+            v[0].fix,
+            "airlock rewrite --write (→ registry.corp.local:5000/mirror/library/nginx)"
+        );
         assert_eq!(&DEPLOYMENT[v[0].span.clone()], "nginx");
     }
 
@@ -242,17 +279,32 @@ spec:
             ..private("registry.corp.local:5000/mirror")
         };
         let v = run(&[("d.yaml", DEPLOYMENT)], &p);
-        assert_eq!(rules(&v), [(RuleId::RegistryNotAllowed, Some("registry.corp.local:5000/mirror/shop/api:1.4"))]);
+        assert_eq!(
+            rules(&v),
+            [(
+                RuleId::RegistryNotAllowed,
+                Some("registry.corp.local:5000/mirror/shop/api:1.4")
+            )]
+        );
         // The mapped name is not allowed either, so rewriting would not help.
-        assert_eq!(v[0].fix, "mirror it to registry.corp.local:5000/mirror and point the reference there");
+        assert_eq!(
+            v[0].fix,
+            "mirror it to registry.corp.local:5000/mirror and point the reference there"
+        );
     }
 
     #[test]
     fn latest_and_missing_tags_are_flagged_when_denied() {
-        let p = Policy { deny_latest: true, ..Policy::default() };
+        let p = Policy {
+            deny_latest: true,
+            ..Policy::default()
+        };
         let v = run(&[("d.yaml", DEPLOYMENT)], &p);
         assert_eq!(rules(&v)[0], (RuleId::LatestTag, Some("nginx")));
-        assert_eq!(v[0].message, "nginx has no tag, so it pulls `latest`, which moves");
+        assert_eq!(
+            v[0].message,
+            "nginx has no tag, so it pulls `latest`, which moves"
+        );
         assert_eq!(v[0].fix, "pin a version: nginx:<version>");
         assert_eq!(v[1].rule, RuleId::LatestTag);
         assert_eq!(v[1].fix, "pin a version: quay.io/x/tool:<version>");
@@ -261,12 +313,18 @@ spec:
 
     #[test]
     fn digests_are_required_only_when_asked() {
-        let p = Policy { require_digest: true, ..Policy::default() };
+        let p = Policy {
+            require_digest: true,
+            ..Policy::default()
+        };
         let v = run(&[("d.yaml", DEPLOYMENT)], &p);
         assert_eq!(
             rules(&v),
             [
-                (RuleId::MissingDigest, Some("registry.corp.local:5000/mirror/shop/api:1.4")),
+                (
+                    RuleId::MissingDigest,
+                    Some("registry.corp.local:5000/mirror/shop/api:1.4")
+                ),
                 (RuleId::MissingDigest, Some("nginx")),
             ]
         );
@@ -286,19 +344,39 @@ jenkins:
 
     #[test]
     fn an_implicit_jnlp_image_outside_the_private_registry_is_flagged_once() {
-        let p = Policy { deny_latest: true, require_digest: true, ..private("registry.corp.local:5000") };
+        let p = Policy {
+            deny_latest: true,
+            require_digest: true,
+            ..private("registry.corp.local:5000")
+        };
         let v = run(&[("casc.yaml", CASC)], &p);
-        let implicit: Vec<_> = v.iter().filter(|v| v.rule == RuleId::ImplicitImage).collect();
+        let implicit: Vec<_> = v
+            .iter()
+            .filter(|v| v.rule == RuleId::ImplicitImage)
+            .collect();
         assert_eq!(implicit.len(), 1, "{v:?}");
-        assert_eq!(implicit[0].image.as_deref(), Some(discover::DEFAULT_JNLP_IMAGE));
+        assert_eq!(
+            implicit[0].image.as_deref(),
+            Some(discover::DEFAULT_JNLP_IMAGE)
+        );
         assert_eq!(
             implicit[0].fix,
             "set jnlpregistry: registry.corp.local:5000 on this Kubernetes cloud (airlock rewrite --fix-implicit --write)"
         );
-        assert!(!v.iter().any(|v| v.image.as_deref() == Some(discover::DEFAULT_JNLP_IMAGE) && v.rule != RuleId::ImplicitImage));
+        assert!(
+            !v.iter()
+                .any(|v| v.image.as_deref() == Some(discover::DEFAULT_JNLP_IMAGE)
+                    && v.rule != RuleId::ImplicitImage)
+        );
 
-        let fixed = CASC.replace("        name: k8s\n", "        name: k8s\n        jnlpregistry: registry.corp.local:5000\n");
-        let v = run(&[("casc.yaml", &fixed)], &private("registry.corp.local:5000"));
+        let fixed = CASC.replace(
+            "        name: k8s\n",
+            "        name: k8s\n        jnlpregistry: registry.corp.local:5000\n",
+        );
+        let v = run(
+            &[("casc.yaml", &fixed)],
+            &private("registry.corp.local:5000"),
+        );
         assert!(v.is_empty(), "{v:?}");
     }
 
@@ -320,7 +398,13 @@ worker:
     #[test]
     fn a_helm_image_the_global_registry_does_not_reach_is_named() {
         let v = run(&[("values.yaml", VALUES)], &Policy::default());
-        assert_eq!(rules(&v), [(RuleId::GlobalRegistryIgnored, Some("quay.io/prometheus/busybox:1"))]);
+        assert_eq!(
+            rules(&v),
+            [(
+                RuleId::GlobalRegistryIgnored,
+                Some("quay.io/prometheus/busybox:1")
+            )]
+        );
         assert_eq!(
             v[0].message,
             "global.imageRegistry is registry.corp.local:5000, but this image is not composed with it, so \
@@ -329,16 +413,31 @@ worker:
         assert_eq!(v[0].fix, "write it under registry.corp.local:5000/");
 
         // An allowed image that merely sits elsewhere is not a problem.
-        let p = Policy { allow_registries: vec!["registry.corp.local:5000".into(), "quay.io".into()], ..Policy::default() };
+        let p = Policy {
+            allow_registries: vec!["registry.corp.local:5000".into(), "quay.io".into()],
+            ..Policy::default()
+        };
         assert!(run(&[("values.yaml", VALUES)], &p).is_empty());
         // Without a global setting the same image is only a registry question.
-        let plain = VALUES.replace("  imageRegistry: registry.corp.local:5000\n", "  imageRegistry: \"\"\n");
-        let v = run(&[("values.yaml", &plain)], &private("registry.corp.local:5000"));
+        let plain = VALUES.replace(
+            "  imageRegistry: registry.corp.local:5000\n",
+            "  imageRegistry: \"\"\n",
+        );
+        let v = run(
+            &[("values.yaml", &plain)],
+            &private("registry.corp.local:5000"),
+        );
         assert_eq!(
             rules(&v),
             [
-                (RuleId::RegistryNotAllowed, Some("docker.io/bitnami/nginx:1.25")),
-                (RuleId::RegistryNotAllowed, Some("quay.io/prometheus/busybox:1")),
+                (
+                    RuleId::RegistryNotAllowed,
+                    Some("docker.io/bitnami/nginx:1.25")
+                ),
+                (
+                    RuleId::RegistryNotAllowed,
+                    Some("quay.io/prometheus/busybox:1")
+                ),
             ]
         );
     }
@@ -364,10 +463,23 @@ spec:
     #[test]
     fn k0s_images_are_judged_after_the_repository_rule() {
         let r = |s: &str| Reference::parse(s).unwrap();
-        let effective = |s: &str| k0s_effective(&r(s), "registry.corp.local:5000").unwrap().to_string();
-        assert_eq!(effective("quay.io/k0sproject/coredns:1.7.0"), "registry.corp.local:5000/k0sproject/coredns:1.7.0");
-        assert_eq!(effective("calico/cni:v3.24.5"), "registry.corp.local:5000/calico/cni:v3.24.5");
-        assert_eq!(effective("registry.corp.local:5000/x:1"), "registry.corp.local:5000/x:1");
+        let effective = |s: &str| {
+            k0s_effective(&r(s), "registry.corp.local:5000")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            effective("quay.io/k0sproject/coredns:1.7.0"),
+            "registry.corp.local:5000/k0sproject/coredns:1.7.0"
+        );
+        assert_eq!(
+            effective("calico/cni:v3.24.5"),
+            "registry.corp.local:5000/calico/cni:v3.24.5"
+        );
+        assert_eq!(
+            effective("registry.corp.local:5000/x:1"),
+            "registry.corp.local:5000/x:1"
+        );
 
         assert!(run(&[("k0s.yaml", K0S)], &private("registry.corp.local:5000")).is_empty());
         let v = run(&[("k0s.yaml", K0S)], &private("mirror.corp.local"));
@@ -384,11 +496,17 @@ spec:
 
         // Without a repository, the written images are what k0s pulls.
         let plain = K0S.replace("    repository: registry.corp.local:5000\n", "");
-        let v = run(&[("k0s.yaml", &plain)], &private("registry.corp.local:5000"));
+        let v = run(
+            &[("k0s.yaml", &plain)],
+            &private("registry.corp.local:5000"),
+        );
         assert_eq!(
             rules(&v),
             [
-                (RuleId::RegistryNotAllowed, Some("quay.io/k0sproject/apiserver-network-proxy-agent:0.0.32-k0s1")),
+                (
+                    RuleId::RegistryNotAllowed,
+                    Some("quay.io/k0sproject/apiserver-network-proxy-agent:0.0.32-k0s1")
+                ),
                 (RuleId::RegistryNotAllowed, Some("coredns/coredns:1.9.4")),
             ]
         );

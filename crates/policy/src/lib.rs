@@ -88,14 +88,18 @@ impl RuleId {
             RuleId::RegistryNotAllowed => "Image pulled from a registry that is not allowed",
             RuleId::LatestTag => "Image uses the latest tag, or no tag",
             RuleId::MissingDigest => "Image is not pinned to a digest",
-            RuleId::ImplicitImage => "Image pulled by default, never written, from a registry that is not allowed",
+            RuleId::ImplicitImage => {
+                "Image pulled by default, never written, from a registry that is not allowed"
+            }
             RuleId::GlobalRegistryIgnored => {
                 "A global registry setting (Helm global.imageRegistry, k0s spec.images.repository) does not reach this image"
             }
             RuleId::JnlpContainerName => {
                 "Jenkins agent image in a pod template container not named jnlp, so the default agent is still injected"
             }
-            RuleId::MissingPullSecret => "Workload pulls from the private registry without an imagePullSecret",
+            RuleId::MissingPullSecret => {
+                "Workload pulls from the private registry without an imagePullSecret"
+            }
         }
     }
 }
@@ -131,7 +135,12 @@ pub fn check(files: &[(String, &FileReport)], policy: &Policy) -> Vec<Violation>
     }
     pull_secrets::check(files, policy, &mut out);
     out.sort_by(|a, b| {
-        (&a.file, a.span.start, a.span.end, a.rule).cmp(&(&b.file, b.span.start, b.span.end, b.rule))
+        (&a.file, a.span.start, a.span.end, a.rule).cmp(&(
+            &b.file,
+            b.span.start,
+            b.span.end,
+            b.rule,
+        ))
     });
     // The same file given twice, or one value reached by two paths, is one problem.
     out.dedup();
@@ -151,7 +160,10 @@ impl Policy {
     /// Whether every allowed-registry entry can be used.
     pub fn validate(&self) -> Result<(), PolicyError> {
         for entry in &self.allow_registries {
-            registry_name(entry).map_err(|reason| PolicyError::BadRegistry { entry: entry.clone(), reason })?;
+            registry_name(entry).map_err(|reason| PolicyError::BadRegistry {
+                entry: entry.clone(),
+                reason,
+            })?;
         }
         Ok(())
     }
@@ -198,7 +210,10 @@ pub(crate) fn in_registry(r: &Reference, entry: &str) -> bool {
         return false;
     };
     let name = r.name();
-    name == entry || name.strip_prefix(entry.as_str()).is_some_and(|rest| rest.starts_with('/'))
+    name == entry
+        || name
+            .strip_prefix(entry.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A `host[:port][/prefix]` in the normalised spelling names use (`index.docker.io` is
@@ -236,9 +251,12 @@ pub(crate) mod test_support {
     }
 
     pub fn run(files: &[(&str, &str)], policy: &Policy) -> Vec<Violation> {
-        let reports: Vec<(String, FileReport)> =
-            files.iter().map(|(n, t)| (n.to_string(), scan(n, t))).collect();
-        let refs: Vec<(String, &FileReport)> = reports.iter().map(|(n, r)| (n.clone(), r)).collect();
+        let reports: Vec<(String, FileReport)> = files
+            .iter()
+            .map(|(n, t)| (n.to_string(), scan(n, t)))
+            .collect();
+        let refs: Vec<(String, &FileReport)> =
+            reports.iter().map(|(n, r)| (n.clone(), r)).collect();
         check(&refs, policy)
     }
 
@@ -248,7 +266,9 @@ pub(crate) mod test_support {
 
     pub fn private(target: &str) -> Policy {
         Policy {
-            private: Some(rewrite::Mapping::new(target, rewrite::Mode::ReplaceHost, vec![]).unwrap()),
+            private: Some(
+                rewrite::Mapping::new(target, rewrite::Mode::ReplaceHost, vec![]).unwrap(),
+            ),
             ..Policy::default()
         }
     }
@@ -269,32 +289,62 @@ mod tests {
             let json = serde_json::to_string(&rule).unwrap();
             assert_eq!(json, format!("\"{}\"", rule.as_str()));
         }
-        assert_eq!(RuleId::GlobalRegistryIgnored.to_string(), "global-registry-ignored");
+        assert_eq!(
+            RuleId::GlobalRegistryIgnored.to_string(),
+            "global-registry-ignored"
+        );
     }
 
     #[test]
     fn allowed_entries_match_normalised_names_at_path_boundaries() {
         let p = Policy {
-            allow_registries: vec!["registry.corp.local:5000".into(), "index.docker.io/bitnami/".into()],
+            allow_registries: vec![
+                "registry.corp.local:5000".into(),
+                "index.docker.io/bitnami/".into(),
+            ],
             ..Policy::default()
         };
-        assert_eq!(p.is_allowed(&r("registry.corp.local:5000/mirror/nginx:1")), Some(true));
-        assert_eq!(p.is_allowed(&r("registry.corp.local:50000/x:1")), Some(false));
+        assert_eq!(
+            p.is_allowed(&r("registry.corp.local:5000/mirror/nginx:1")),
+            Some(true)
+        );
+        assert_eq!(
+            p.is_allowed(&r("registry.corp.local:50000/x:1")),
+            Some(false)
+        );
         assert_eq!(p.is_allowed(&r("bitnami/nginx:1")), Some(true));
         assert_eq!(p.is_allowed(&r("docker.io/bitnamix/nginx:1")), Some(false));
         assert_eq!(p.is_allowed(&r("nginx:1")), Some(false));
         assert!(p.validate().is_ok());
-        let bad = Policy { allow_registries: vec!["mirror".into()], ..Policy::default() };
-        assert!(matches!(bad.validate(), Err(PolicyError::BadRegistry { .. })));
+        let bad = Policy {
+            allow_registries: vec!["mirror".into()],
+            ..Policy::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(PolicyError::BadRegistry { .. })
+        ));
     }
 
     #[test]
     fn the_mapping_target_is_the_default_allowed_registry_and_no_setting_turns_the_rule_off() {
         let p = private("registry.corp.local:5000/mirror");
-        assert_eq!(p.is_allowed(&r("registry.corp.local:5000/mirror/library/nginx:1")), Some(true));
-        assert_eq!(p.is_allowed(&r("registry.corp.local:5000/other/nginx:1")), Some(false));
+        assert_eq!(
+            p.is_allowed(&r("registry.corp.local:5000/mirror/library/nginx:1")),
+            Some(true)
+        );
+        assert_eq!(
+            p.is_allowed(&r("registry.corp.local:5000/other/nginx:1")),
+            Some(false)
+        );
         assert_eq!(Policy::default().is_allowed(&r("nginx")), None);
-        let clean = run(&[("a.yaml", "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: nginx\n")], &Policy::default());
+        let clean = run(
+            &[(
+                "a.yaml",
+                "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: nginx\n",
+            )],
+            &Policy::default(),
+        );
         assert!(clean.is_empty(), "{clean:?}");
     }
 
@@ -302,9 +352,17 @@ mod tests {
     fn templated_values_are_counted_not_judged_and_built_images_are_ignored() {
         let values = "image:\n  repository: \"{{ .Values.repo }}\"\n  tag: \"1\"\n";
         let compose = "services:\n  app:\n    build: .\n    image: myapp:dev\n";
-        let p = Policy { deny_latest: true, require_digest: true, ..private("r.local") };
-        let reports = [("values.yaml", test_support::scan("values.yaml", values)), ("compose.yaml", test_support::scan("compose.yaml", compose))];
-        let refs: Vec<(String, &FileReport)> = reports.iter().map(|(n, r)| (n.to_string(), r)).collect();
+        let p = Policy {
+            deny_latest: true,
+            require_digest: true,
+            ..private("r.local")
+        };
+        let reports = [
+            ("values.yaml", test_support::scan("values.yaml", values)),
+            ("compose.yaml", test_support::scan("compose.yaml", compose)),
+        ];
+        let refs: Vec<(String, &FileReport)> =
+            reports.iter().map(|(n, r)| (n.to_string(), r)).collect();
         assert!(check(&refs, &p).is_empty());
         assert_eq!(templated(&refs), 1);
     }
@@ -312,7 +370,10 @@ mod tests {
     #[test]
     fn violations_are_sorted_and_deduplicated() {
         let pod = "kind: Pod\nspec:\n  containers:\n    - name: b\n      image: quay.io/b:1\n    - name: a\n      image: nginx:latest\n";
-        let p = Policy { deny_latest: true, ..private("r.local") };
+        let p = Policy {
+            deny_latest: true,
+            ..private("r.local")
+        };
         let v = run(&[("b.yaml", pod), ("a.yaml", pod), ("a.yaml", pod)], &p);
         let order: Vec<(&str, RuleId)> = v.iter().map(|v| (v.file.as_str(), v.rule)).collect();
         assert_eq!(

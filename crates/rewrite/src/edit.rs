@@ -293,8 +293,7 @@ impl Plan {
     /// Sort, merge identical edits (a shared registry field serves many images) and refuse
     /// edits that disagree or overlap.
     fn normalise(&mut self) -> Result<(), PlanError> {
-        self.edits
-            .sort_by(|a, b| (a.span.start, a.span.end).cmp(&(b.span.start, b.span.end)));
+        self.edits.sort_by_key(|e| (e.span.start, e.span.end));
         self.edits.dedup();
         for w in self.edits.windows(2) {
             let (a, b) = (&w[0], &w[1]);

@@ -105,11 +105,20 @@ fn has_jnlp(t: &Node, all: &[Node], depth: usize) -> Option<bool> {
     Some(false)
 }
 
-/// A raw pod YAML with a container named `jnlp` (Jenkinsfiles and JCasC templates both use this).
+/// A raw pod YAML with a container named `jnlp` (Jenkinsfiles and JCasC templates both use this):
+/// a `name: jnlp` line, quoted or not, with or without a trailing comment.
 pub(crate) fn pod_yaml_has_jnlp(yaml: &str) -> bool {
-    yaml.lines().any(|l| {
-        let l = l.trim_start().trim_start_matches("- ").trim();
-        matches!(l, "name: jnlp" | "name: \"jnlp\"" | "name: 'jnlp'")
+    yaml.lines().any(|line| {
+        let l = line.trim_start();
+        let l = l.strip_prefix("- ").unwrap_or(l).trim_start();
+        l.strip_prefix("name:").is_some_and(|v| {
+            let v = v.split(" #").next().unwrap_or("").trim();
+            let v = ['"', '\'']
+                .iter()
+                .find_map(|q| v.strip_prefix(*q)?.strip_suffix(*q))
+                .unwrap_or(v);
+            v == "jnlp"
+        })
     })
 }
 

@@ -18,6 +18,7 @@ mod tree;
 use std::ops::Range;
 
 use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
+pub(crate) use jcasc::pod_yaml_has_jnlp;
 pub(crate) use path::Path;
 pub(crate) use tree::{Node, Scalar};
 
@@ -277,28 +278,6 @@ pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn documents_split_at_separator_lines_only() {
-        let text = "a: 1\n---\nb: '---'\n--- # c\nc: 3\n";
-        let docs = documents(text);
-        assert_eq!(docs.len(), 3);
-        assert_eq!(&text[docs[1].clone()], "---\nb: '---'\n");
-    }
-
-    #[test]
-    fn template_line_values_are_unquoted_with_exact_ranges() {
-        let line = "      - image: \"{{ .Values.x }}:1\" # c\n";
-        let (v, r) = template_image_value(line).unwrap();
-        assert_eq!(v, "{{ .Values.x }}:1");
-        assert_eq!(&line[r], v);
-        assert!(template_image_value("  imagePullPolicy: x\n").is_none());
-    }
-}
-
 impl Walk<'_> {
     /// Report a reference assembled from fields, e.g. Helm `registry`/`repository`/`tag`.
     /// Empty parts are left out with their separator. Without a tag or digest the reference is
@@ -403,4 +382,26 @@ pub(crate) fn scalars(text: &str) -> Result<Vec<(Range<usize>, String)>, ScanErr
     let mut out = Vec::new();
     docs.iter().for_each(|d| collect(d, &mut out));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_split_at_separator_lines_only() {
+        let text = "a: 1\n---\nb: '---'\n--- # c\nc: 3\n";
+        let docs = documents(text);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(&text[docs[1].clone()], "---\nb: '---'\n");
+    }
+
+    #[test]
+    fn template_line_values_are_unquoted_with_exact_ranges() {
+        let line = "      - image: \"{{ .Values.x }}:1\" # c\n";
+        let (v, r) = template_image_value(line).unwrap();
+        assert_eq!(v, "{{ .Values.x }}:1");
+        assert_eq!(&line[r], v);
+        assert!(template_image_value("  imagePullPolicy: x\n").is_none());
+    }
 }
