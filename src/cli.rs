@@ -35,6 +35,14 @@ pub enum Command {
     /// read again and nothing is written unless only the intended values changed. Templated
     /// values are reported, not edited. Prints a unified diff unless --write or --check.
     Rewrite(RewriteArgs),
+
+    /// Enforce the policy: allowed registries, pinned versions, pull secrets, implicit images.
+    ///
+    /// Rules: registry-not-allowed, latest-tag, missing-digest, implicit-image,
+    /// global-registry-ignored, jnlp-container-name, missing-pull-secret. Each violation is
+    /// printed with file:line:column and a one-line fix. Templated values are counted, not
+    /// checked. Exit 0 when clean, 1 on violations, 2 when input could not be read.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +88,34 @@ pub struct RewriteArgs {
 
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Files or directories to check, or `-` for standard input.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = CheckFormat::Human)]
+    pub format: CheckFormat,
+
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
+    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
+    pub jnlp_image: String,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// `file:line:column: rule: message`, a fix under each, a summary line.
+    Human,
+    /// Violations, scan errors and the templated count, machine-readable.
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

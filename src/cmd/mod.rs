@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+mod check;
 mod rewrite;
 mod scan;
 
@@ -10,5 +11,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::Rewrite(args) => rewrite::run(&args),
+        Command::Check(args) => check::run(&args),
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the `airlock` binary, in one test binary (ripgrep style).
 
+mod check_cli;
 mod corpus;
 mod rewrite_cli;
 mod scan_cli;

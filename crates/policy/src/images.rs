@@ -233,7 +233,6 @@ metadata: {name: api, namespace: shop}
 spec:
   template:
     spec:
-      imagePullSecrets: [{name: regcred}]
       containers:
         - name: api
           image: registry.corp.local:5000/mirror/shop/api:1.4

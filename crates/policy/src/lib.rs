@@ -32,7 +32,8 @@ pub struct Policy {
     /// Flag every reference without a digest.
     pub require_digest: bool,
     /// The imagePullSecret pods pulling private images must have (on the pod or its
-    /// ServiceAccount); when unset, any pull secret will do.
+    /// ServiceAccount). Unset means the private registry takes anonymous pulls (a plain
+    /// `registry:2`, `airlock serve`, a node-level mirror), so pull secrets are not checked.
     pub pull_secret: Option<String>,
     /// The mapping to the private registry, for "is this private" and for the fixes.
     pub private: Option<rewrite::Mapping>,
@@ -168,8 +169,13 @@ impl Policy {
         Ok(())
     }
 
-    /// Whether `r` comes from an allowed registry; `None` when no registry is configured, so the
-    /// registry rules have nothing to say.
+    /// Whether any registry is configured; without one, the registry, implicit-image and
+    /// pull-secret rules have nothing to compare with.
+    pub fn checks_registries(&self) -> bool {
+        !self.allow_registries.is_empty() || self.private.is_some()
+    }
+
+    /// Whether `r` comes from an allowed registry; `None` when no registry is configured.
     pub fn is_allowed(&self, r: &Reference) -> Option<bool> {
         if !self.allow_registries.is_empty() {
             Some(self.allow_registries.iter().any(|e| in_registry(r, e)))
@@ -338,6 +344,7 @@ mod tests {
             Some(false)
         );
         assert_eq!(Policy::default().is_allowed(&r("nginx")), None);
+        assert!(p.checks_registries() && !Policy::default().checks_registries());
         let clean = run(
             &[(
                 "a.yaml",

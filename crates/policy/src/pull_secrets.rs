@@ -4,7 +4,10 @@
 //! ImagePullBackOff; this rule finds it before the cluster does.
 //!
 //! Only ServiceAccounts in the checked input count: a secret patched onto one in the live
-//! cluster is what `airlock audit` sees, not this static check.
+//! cluster is what `airlock audit` sees, not this static check. The rule is on only when the
+//! policy names the secret: many private registries take anonymous pulls (a plain `registry:2`,
+//! `airlock serve`, a node-level mirror), and flagging every workload there would bury the real
+//! problems.
 
 use discover::{FileReport, ServiceAccount, Workload};
 use imgref::Reference;
@@ -15,13 +18,16 @@ use crate::{Policy, RuleId, Violation};
 const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
 pub(crate) fn check(files: &[(String, &FileReport)], policy: &Policy, out: &mut Vec<Violation>) {
+    let Some(secret) = policy.pull_secret.as_deref() else {
+        return;
+    };
     let accounts: Vec<&ServiceAccount> = files
         .iter()
         .flat_map(|(_, r)| &r.service_accounts)
         .collect();
     for (file, report) in files {
         for w in &report.workloads {
-            if let Some(v) = workload(file, w, &accounts, policy) {
+            if let Some(v) = workload(file, w, &accounts, secret, policy) {
                 out.push(v);
             }
         }
@@ -32,6 +38,7 @@ fn workload(
     file: &str,
     w: &Workload,
     accounts: &[&ServiceAccount],
+    secret: &str,
     policy: &Policy,
 ) -> Option<Violation> {
     // Templated images cannot be judged; the first private one is the one to name.
@@ -40,11 +47,7 @@ fn workload(
         .iter()
         .filter(|i| !discover::is_templated(i))
         .find(|i| Reference::parse(i).is_ok_and(|r| policy.is_private(&r)))?;
-    let wanted = policy.pull_secret.as_deref();
-    let has = |secrets: &[String]| match wanted {
-        Some(name) => secrets.iter().any(|s| s == name),
-        None => !secrets.is_empty(),
-    };
+    let has = |secrets: &[String]| secrets.iter().any(|s| s == secret);
     if has(&w.pull_secrets) {
         return None;
     }
@@ -58,14 +61,9 @@ fn workload(
     if account.is_some_and(|a| has(&a.pull_secrets)) {
         return None;
     }
-    let secret = wanted.unwrap_or("<secret>");
     let namespace = match &w.namespace {
         Some(ns) => format!("namespace {ns}"),
         None => "the workload's namespace".to_string(),
-    };
-    let lacks = match wanted {
-        Some(name) => format!("no imagePullSecret named {name}"),
-        None => "no imagePullSecrets".to_string(),
     };
     let account_note = match account {
         Some(_) => format!("ServiceAccount {sa_name} in this input has none either"),
@@ -77,7 +75,7 @@ fn workload(
         span: w.offset..w.offset,
         image: Some(image.clone()),
         message: format!(
-            "{} pulls {image} from the private registry with {lacks} on the pod; {account_note}",
+            "{} pulls {image} from the private registry with no imagePullSecret named {secret} on the pod; {account_note}",
             w.owner
         ),
         fix: format!(
@@ -163,7 +161,7 @@ spec:
             &policy(),
         );
         assert_eq!(v.len(), 1);
-        // The named secret is required when one is configured; any secret otherwise.
+        // Another secret is not the one the registry needs.
         let v = run(
             &[
                 ("d.yaml", DEPLOYMENT),
@@ -177,20 +175,12 @@ spec:
             "{}",
             v[0].message
         );
-        let any = Policy {
+        // Without a configured secret the registry is taken to allow anonymous pulls.
+        let anonymous = Policy {
             pull_secret: None,
             ..policy()
         };
-        assert!(
-            run(
-                &[
-                    ("d.yaml", DEPLOYMENT),
-                    ("sa.yaml", &account("api", "shop", "other"))
-                ],
-                &any
-            )
-            .is_empty()
-        );
+        assert!(run(&[("d.yaml", DEPLOYMENT)], &anonymous).is_empty());
     }
 
     #[test]
@@ -221,16 +211,10 @@ spec:
             )
             .is_empty()
         );
-        let v = run(
-            &[("d.yaml", &no_sa)],
-            &Policy {
-                pull_secret: None,
-                ..policy()
-            },
-        );
+        let v = run(&[("d.yaml", &no_sa)], &policy());
         assert_eq!(
             v[0].fix,
-            "add imagePullSecrets: [{name: <secret>}] to ServiceAccount default in namespace shop"
+            "add imagePullSecrets: [{name: regcred}] to ServiceAccount default in namespace shop"
         );
     }
 }

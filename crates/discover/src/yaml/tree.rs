@@ -137,8 +137,13 @@ impl Scalar {
             let content = if line == "\n" { src } else { src + self.indent };
             segments.push((inner, content.min(text.len())));
             inner += line.len();
+            // The next source line starts after `\n`, `\r\n` or a lone `\r`.
             let rest = &bytes[src.min(bytes.len())..];
-            src = memchr::memchr(b'\n', rest).map_or(bytes.len(), |i| src + i + 1);
+            src = match memchr::memchr2(b'\n', b'\r', rest) {
+                Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => src + i + 2,
+                Some(i) => src + i + 1,
+                None => bytes.len(),
+            };
         }
         OffsetMap::from_segments(segments, true)
     }
@@ -157,8 +162,14 @@ impl<'a> Positions<'a> {
         let line_starts = if ascii {
             Vec::new()
         } else {
+            // YAML breaks lines at `\n`, `\r\n` and a lone `\r`, and so do the parser's line numbers.
+            let b = text.as_bytes();
             std::iter::once(0)
-                .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+                .chain(
+                    memchr::memchr2_iter(b'\n', b'\r', b)
+                        .filter(|&i| !(b[i] == b'\r' && b.get(i + 1) == Some(&b'\n')))
+                        .map(|i| i + 1),
+                )
                 .collect()
         };
         Positions {
@@ -349,7 +360,10 @@ impl Builder<'_> {
         let indent = span.start.col();
         let (span, exact) = match style {
             ScalarStyle::Plain => {
-                if text[start..].starts_with(value.as_str()) {
+                if text
+                    .get(start..)
+                    .is_some_and(|t| t.starts_with(value.as_str()))
+                {
                     (start..start + value.len(), true)
                 } else {
                     (start..self.pos.byte(span.end).max(start), false)
@@ -361,11 +375,20 @@ impl Builder<'_> {
                 } else {
                     b'"'
                 };
+                if text.as_bytes().get(start) != Some(&quote) {
+                    // Never expected; a wrong span must not become a wrong edit.
+                    return Scalar {
+                        value,
+                        style,
+                        span: start..start,
+                        exact: false,
+                        indent,
+                    };
+                }
                 let body = start + 1;
-                let end = closing_quote(&text.as_bytes()[body.min(text.len())..], quote)
-                    .map_or(text.len(), |i| body + i);
-                let body = body.min(end);
-                (body..end, text[body..end] == value)
+                let end =
+                    closing_quote(&text.as_bytes()[body..], quote).map_or(text.len(), |i| body + i);
+                (body..end, text.get(body..end) == Some(value.as_str()))
             }
             ScalarStyle::Literal | ScalarStyle::Folded => {
                 let end = self.pos.byte(span.end).max(start);
@@ -477,6 +500,19 @@ mod tests {
                 .clone()],
             "nginx:1"
         );
+    }
+
+    #[test]
+    fn lone_carriage_returns_break_lines_like_newlines() {
+        let text = "a: ü\rb: 'nginx:1'\rc: |\r  x: 1\r  image: redis:7\r";
+        let d = doc(text);
+        assert_eq!(
+            &text[d.get("b").unwrap().as_scalar().unwrap().span.clone()],
+            "nginx:1"
+        );
+        let c = d.get("c").unwrap().as_scalar().unwrap();
+        let at = c.value_map(text).map(c.value.find("redis").unwrap());
+        assert_eq!(&text[at..at + 7], "redis:7");
     }
 
     #[test]
