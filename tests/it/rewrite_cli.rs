@@ -319,3 +319,41 @@ fn the_config_file_is_read_from_the_working_directory() {
         "agent:\n  image: r.local:5000/ci/jenkins/inbound-agent:4.10-2\nother:\n  image: r.local:5000/quay.io/a/b:1\n"
     );
 }
+
+#[test]
+fn the_examples_loop_scan_rewrite_check_passes() {
+    let dir = tempdir();
+    copy_dir(&repo_root().join("examples"), dir.path());
+    let run = |args: &[&str]| {
+        airlock()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let before = run(&["check", "platform"]);
+    assert_eq!(
+        before.status.code(),
+        Some(1),
+        "the sample platform pulls from public registries"
+    );
+    let out = run(&["rewrite", "--write", "--fix-implicit", "platform"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = run(&["check", "platform"]);
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
+    assert_eq!(
+        run(&["rewrite", "--check", "--fix-implicit", "platform"])
+            .status
+            .code(),
+        Some(0)
+    );
+}

@@ -129,12 +129,17 @@ impl Mapping {
         self.target.split('/').next().unwrap_or(&self.target)
     }
 
-    /// Whether a reference already lives under the target (so mapping leaves it alone).
+    /// Whether a reference already lives in the private registry: under the target, or under a
+    /// rule's destination (so mapping leaves it alone and running twice changes nothing).
     pub fn is_private(&self, r: &Reference) -> bool {
         let name = r.name();
-        name.len() > self.target.len()
-            && name.starts_with(&self.target)
-            && name.as_bytes()[self.target.len()] == b'/'
+        let under = |prefix: &str| {
+            let prefix = prefix.trim_end_matches('/');
+            name.len() > prefix.len()
+                && name.starts_with(prefix)
+                && name.as_bytes()[prefix.len()] == b'/'
+        };
+        under(&self.target) || self.rules.iter().any(|rule| under(&rule.to))
     }
 
     /// The private name of `r`. Tag and digest are kept as written (an absent tag stays absent,
@@ -312,6 +317,8 @@ mod tests {
         assert_eq!(map(&m2, &once), once);
         let mirrored = map(&m, "nginx:1");
         assert_eq!(map(&m, &mirrored), mirrored);
+        // A rule's destination outside the target prefix is private too.
+        assert_eq!(map(&m, &once), once);
     }
 
     #[test]
