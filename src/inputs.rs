@@ -1,10 +1,13 @@
-//! Turning the paths a user gives into the files to read: directories walked recursively in a
-//! stable order (skipping version control, build output and dependencies), `-` for stdin.
+//! Turning the paths a user gives into the files to read — directories walked recursively in a
+//! stable order (skipping version control, build output and dependencies), `-` for stdin — and
+//! reading and scanning them, the first step every verb shares.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::report::ErrorOut;
 
 /// Directories that never hold a platform's own configuration.
 const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
@@ -68,4 +71,59 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One input as read and scanned: the text positions are computed against, and what discovery
+/// found in it.
+pub struct Scanned {
+    pub input: Input,
+    pub name: String,
+    pub text: String,
+    pub report: discover::FileReport,
+}
+
+/// Read and scan every input. Unreadable files and unparsable text become errors (placed by
+/// line and column), and the rest is still scanned, so one broken file hides nothing else.
+pub fn scan_all(
+    paths: &[PathBuf],
+    opts: &discover::Options,
+) -> anyhow::Result<(Vec<Scanned>, Vec<ErrorOut>)> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for input in collect(paths)? {
+        let name = input.display();
+        let bytes = match input.read() {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(ErrorOut {
+                    file: name,
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        let report = discover::scan_file(&name, &bytes, opts);
+        // Non-UTF-8 input is already an error in the report; the lossy text only places it.
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let index = discover::LineIndex::new(&text);
+        for e in &report.errors {
+            let (line, column) = index.position(e.offset);
+            errors.push(ErrorOut {
+                file: name.clone(),
+                line,
+                column,
+                message: e.message.clone(),
+            });
+        }
+        files.push(Scanned {
+            input,
+            name,
+            text,
+            report,
+        });
+    }
+    Ok((files, errors))
 }

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use discover::{FileReport, LineIndex};
+use discover::LineIndex;
+
+use crate::inputs::Scanned;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ScanOutput {
@@ -46,58 +48,48 @@ pub struct ErrorOut {
 }
 
 impl ScanOutput {
-    /// Add one file's report, turning byte offsets into lines and columns of `bytes`.
-    pub fn add(&mut self, file: &str, bytes: &[u8], report: FileReport) {
-        let text = String::from_utf8_lossy(bytes);
-        let index = LineIndex::new(&text);
-        for f in report.findings {
-            let (line, column) = index.position(f.span.start);
-            let parts = f
-                .parts
-                .iter()
-                .map(|p| {
-                    let (line, column) = index.position(p.span.start);
-                    PartOut {
-                        role: p.role,
-                        value: p.value.clone(),
-                        line,
-                        column,
-                        byte_start: p.span.start,
-                        byte_end: p.span.end,
-                    }
-                })
-                .collect();
-            self.findings.push(FindingOut {
-                file: file.to_string(),
-                line,
-                column,
-                byte_start: f.span.start,
-                byte_end: f.span.end,
-                normalized: f.normalized(),
-                image: f.image,
-                kind: f.kind,
-                source: f.source,
-                context: f.context,
-                parts,
-            });
+    /// The findings of every scanned file and the errors met reading them, placed by line and
+    /// column.
+    pub fn new(files: &[Scanned], errors: Vec<ErrorOut>) -> ScanOutput {
+        let mut out = ScanOutput {
+            findings: Vec::new(),
+            errors,
+        };
+        for file in files {
+            let index = LineIndex::new(&file.text);
+            let place = |offset| index.position(offset);
+            for f in &file.report.findings {
+                let (line, column) = place(f.span.start);
+                let parts = f
+                    .parts
+                    .iter()
+                    .map(|p| {
+                        let (line, column) = place(p.span.start);
+                        PartOut {
+                            role: p.role,
+                            value: p.value.clone(),
+                            line,
+                            column,
+                            byte_start: p.span.start,
+                            byte_end: p.span.end,
+                        }
+                    })
+                    .collect();
+                out.findings.push(FindingOut {
+                    file: file.name.clone(),
+                    line,
+                    column,
+                    byte_start: f.span.start,
+                    byte_end: f.span.end,
+                    normalized: f.normalized(),
+                    image: f.image.clone(),
+                    kind: f.kind,
+                    source: f.source,
+                    context: f.context.clone(),
+                    parts,
+                });
+            }
         }
-        for e in report.errors {
-            let (line, column) = index.position(e.offset);
-            self.errors.push(ErrorOut {
-                file: file.to_string(),
-                line,
-                column,
-                message: e.message,
-            });
-        }
-    }
-
-    pub fn error(&mut self, file: &str, message: String) {
-        self.errors.push(ErrorOut {
-            file: file.to_string(),
-            line: 0,
-            column: 0,
-            message,
-        });
+        out
     }
 }

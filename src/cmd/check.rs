@@ -16,18 +16,11 @@ use serde_json::json;
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::config::Settings;
 use crate::exit::Exit;
-use crate::inputs;
+use crate::inputs::{self, Scanned};
 use crate::report::ErrorOut;
 
 /// SARIF's schema, as code-scanning services expect it to be named.
 const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
-
-/// One file as read: the text positions are computed against, and what discovery found in it.
-struct Scanned {
-    name: String,
-    text: String,
-    report: discover::FileReport,
-}
 
 /// A violation placed in its file, as `--format json` prints it.
 #[derive(Debug, Serialize)]
@@ -65,7 +58,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     let opts = discover::Options {
         default_jnlp_image: args.jnlp_image.clone(),
     };
-    let (files, errors) = scan(&inputs::collect(&args.paths)?, &opts);
+    let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
     let pairs: Vec<(String, &discover::FileReport)> =
         files.iter().map(|f| (f.name.clone(), &f.report)).collect();
     let output = CheckOutput {
@@ -124,42 +117,6 @@ fn policy_from(settings: &Settings) -> anyhow::Result<policy::Policy> {
         .map_or("flags".to_string(), |p| p.display().to_string());
     policy.validate().with_context(|| format!("in {origin}"))?;
     Ok(policy)
-}
-
-/// Read and scan every input; unreadable files and unparsable text become errors, and the rest
-/// is still checked so one broken file does not hide the others' violations.
-fn scan(inputs: &[inputs::Input], opts: &discover::Options) -> (Vec<Scanned>, Vec<ErrorOut>) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for input in inputs {
-        let name = input.display();
-        let bytes = match input.read() {
-            Ok(b) => b,
-            Err(e) => {
-                errors.push(ErrorOut {
-                    file: name,
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        let report = discover::scan_file(&name, &bytes, opts);
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let index = discover::LineIndex::new(&text);
-        for e in &report.errors {
-            let (line, column) = index.position(e.offset);
-            errors.push(ErrorOut {
-                file: name.clone(),
-                line,
-                column,
-                message: e.message.clone(),
-            });
-        }
-        files.push(Scanned { name, text, report });
-    }
-    (files, errors)
 }
 
 /// Turn byte ranges into lines and columns of the file each violation is in.

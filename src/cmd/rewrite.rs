@@ -11,14 +11,6 @@ use crate::cli::RewriteArgs;
 use crate::exit::Exit;
 use crate::inputs::{self, Input};
 
-/// One file's scan, kept together so the plan is made against the exact bytes that were read.
-struct Scanned {
-    input: Input,
-    name: String,
-    text: String,
-    report: discover::FileReport,
-}
-
 pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let mapping = args.config.load()?.mapping()?;
     let opts = discover::Options {
@@ -27,32 +19,18 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let plan_opts = rewrite::PlanOptions {
         fix_implicit: args.fix_implicit,
     };
-    let mut bad_input = false;
-    let mut scanned = Vec::new();
-    for input in inputs::collect(&args.paths)? {
-        let name = input.display();
-        let bytes = input
-            .read()
-            .with_context(|| format!("cannot read {name}"))?;
-        let report = discover::scan_file(&name, &bytes, &opts);
-        let text = String::from_utf8(bytes).unwrap_or_default();
-        for e in &report.errors {
-            let (line, column) = discover::LineIndex::new(&text).position(e.offset);
-            eprintln!(
-                "airlock: {name}:{line}:{column}: {} (file left unchanged)",
-                e.message
-            );
-            bad_input = true;
-        }
-        if report.errors.is_empty() {
-            scanned.push(Scanned {
-                input,
-                name,
-                text,
-                report,
-            });
-        }
+    let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
+    for e in &errors {
+        eprintln!(
+            "airlock: {}:{}:{}: {} (file left unchanged)",
+            e.file, e.line, e.column, e.message
+        );
     }
+    let mut bad_input = !errors.is_empty();
+    let scanned: Vec<_> = files
+        .into_iter()
+        .filter(|f| f.report.errors.is_empty())
+        .collect();
     // Collisions are a property of the whole input: two files may hold the two sources.
     mapping.map_all(
         scanned

@@ -13,7 +13,8 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let opts = discover::Options {
         default_jnlp_image: args.jnlp_image.clone(),
     };
-    let output = scan(&inputs::collect(&args.paths)?, &opts);
+    let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
+    let output = ScanOutput::new(&files, errors);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
@@ -44,22 +45,6 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::BadInput
     })
-}
-
-/// Scan every input; unreadable files become errors and the rest are still scanned.
-pub fn scan(inputs: &[inputs::Input], opts: &discover::Options) -> ScanOutput {
-    let mut output = ScanOutput::default();
-    for input in inputs {
-        let name = input.display();
-        match input.read() {
-            Ok(bytes) => {
-                let report = discover::scan_file(&name, &bytes, opts);
-                output.add(&name, &bytes, report);
-            }
-            Err(e) => output.error(&name, format!("cannot read: {e}")),
-        }
-    }
-    output
 }
 
 fn write_list(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()> {
