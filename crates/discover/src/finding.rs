@@ -239,10 +239,19 @@ impl Finding {
         source: Source,
         context: String,
     ) -> Option<Finding> {
-        let value = value.trim();
-        if value.is_empty() {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
             return None;
         }
+        // Keep the span on the trimmed text, so an exact span still spells the image.
+        let lead = value.len() - value.trim_start().len();
+        let span = if exact && span.len() == value.len() {
+            span.start + lead..span.start + lead + trimmed.len()
+        } else {
+            span
+        };
+        let exact = exact && span.len() == trimmed.len();
+        let value = trimmed;
         let (kind, reference) = if is_templated(value) {
             (Kind::Templated, None)
         } else {
@@ -273,6 +282,22 @@ impl Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn surrounding_whitespace_is_outside_the_span() {
+        let text = "\u{b}nginx:1\u{b}";
+        let f = Finding::from_value(
+            text,
+            0..text.len(),
+            true,
+            Kind::Literal,
+            Source::Kubernetes,
+            String::new(),
+        )
+        .unwrap();
+        assert_eq!(&text[f.span.clone()], "nginx:1");
+        assert!(f.exact);
+    }
 
     #[test]
     fn templating_is_recognised_in_every_syntax() {
