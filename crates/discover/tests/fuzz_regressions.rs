@@ -16,7 +16,12 @@ fn past_fuzz_crashes_scan_cleanly() {
             for f in &report.findings {
                 assert!(f.span.end <= bytes.len(), "{}: {f:?}", path.display());
                 if f.exact {
-                    assert_eq!(&bytes[f.span.clone()], f.image.as_bytes(), "{}", path.display());
+                    assert_eq!(
+                        &bytes[f.span.clone()],
+                        f.image.as_bytes(),
+                        "{}",
+                        path.display()
+                    );
                 }
             }
         }

@@ -48,22 +48,14 @@ pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
             if templated_file {
                 // A Helm template before rendering: report what its image keys say, as written.
                 template_lines(body, chunk.start, out);
-            } else {
-                out.errors.push(ScanError {
-                    offset: chunk.start + err.offset,
-                    message: err.message,
-                });
-                let mut walk = Walk::new(
-                    body,
-                    OffsetMap::shifted(chunk.start),
-                    String::new(),
-                    opts,
-                    out,
-                );
-                docs.iter().for_each(|d| walk.document(d, false));
+                continue;
             }
-            continue;
+            out.errors.push(ScanError {
+                offset: chunk.start + err.offset,
+                message: err.message,
+            });
         }
+        // Documents before a syntax error still count.
         let mut walk = Walk::new(
             body,
             OffsetMap::shifted(chunk.start),
