@@ -108,15 +108,17 @@ pub fn scan_all(
         // Non-UTF-8 input is already an error in the report; the lossy text only places it.
         let text = String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        let index = discover::LineIndex::new(&text);
-        for e in &report.errors {
-            let (line, column) = index.position(e.offset);
-            errors.push(ErrorOut {
-                file: name.clone(),
-                line,
-                column,
-                message: e.message.clone(),
-            });
+        if !report.errors.is_empty() {
+            let index = discover::LineIndex::new(&text);
+            for e in &report.errors {
+                let (line, column) = index.position(e.offset);
+                errors.push(ErrorOut {
+                    file: name.clone(),
+                    line,
+                    column,
+                    message: e.message.clone(),
+                });
+            }
         }
         files.push(Scanned {
             input,

@@ -1,0 +1,197 @@
+//! The one error type of the crate. Variants carry the structured facts a caller needs to report
+//! a failure or map it to an exit code (image, digest, url, status, path) — never a credential.
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+
+/// Everything that can go wrong talking to a registry, reading a layout or moving an image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A string that is not a `sha256:<64 hex>` digest.
+    #[error("invalid digest {digest:?} (only sha256:<64 hex> is supported)")]
+    InvalidDigest {
+        /// The text that failed to parse.
+        digest: String,
+    },
+
+    /// The registry answered with a status the operation does not accept.
+    #[error("{method} {url}: HTTP {status}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Status {
+        /// HTTP method.
+        method: String,
+        /// Request URL (never contains credentials).
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// The registry's error code and message, when it sent the distribution error body.
+        detail: Option<String>,
+    },
+
+    /// The registry refused our credentials (or we had none).
+    #[error("{url}: unauthorized (HTTP {status}); check credentials for {host}")]
+    Unauthorized {
+        /// Registry host.
+        host: String,
+        /// Request URL.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
+
+    /// A manifest does not exist.
+    #[error("manifest {image} not found")]
+    ManifestNotFound {
+        /// `registry/repository:tag` or `@digest`.
+        image: String,
+    },
+
+    /// A blob does not exist.
+    #[error("blob {digest} not found in {repository}")]
+    BlobNotFound {
+        /// Where it was looked for (`registry/repository` or a layout path).
+        repository: String,
+        /// The missing blob.
+        digest: Digest,
+    },
+
+    /// Bytes that did not hash to the digest that names them; nothing was kept.
+    #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// Where the bytes came from.
+        url: String,
+        /// The digest asked for.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+
+    /// A blob whose length differs from its descriptor; nothing was kept.
+    #[error("size mismatch for {digest} from {url}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// Where the bytes came from.
+        url: String,
+        /// The blob.
+        digest: Digest,
+        /// Size from the descriptor.
+        expected: u64,
+        /// Bytes received.
+        actual: u64,
+    },
+
+    /// Connection, TLS or protocol failure after all retries.
+    #[error("{url}: {source}")]
+    Network {
+        /// Request URL.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// Retries exhausted on 5xx / 429.
+    #[error("{url}: giving up after {attempts} attempts (last HTTP {status})")]
+    RetriesExhausted {
+        /// Request URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Last status seen.
+        status: u16,
+    },
+
+    /// A file-system operation failed (full disk, permissions, …).
+    #[error("{path}: {source}", path = path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A manifest, index or `index.json` that could not be understood.
+    #[error("invalid manifest {image}: {reason}")]
+    InvalidManifest {
+        /// Which document.
+        image: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A media type airlock does not know how to copy.
+    #[error("unsupported media type {media_type:?} for {image}")]
+    UnsupportedMediaType {
+        /// Which document.
+        image: String,
+        /// Its media type.
+        media_type: String,
+    },
+
+    /// Client configuration that cannot work (unreadable CA file, bad option, …).
+    #[error("client configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Credentials could not be read (config.json or a credential helper failed).
+    #[error("credentials for {host}: {reason}")]
+    Credentials {
+        /// Registry host.
+        host: String,
+        /// What failed (never the secret itself).
+        reason: String,
+    },
+
+    /// A token endpoint refused us or answered something unusable.
+    #[error("token from {realm} for {scope}: {reason}")]
+    Token {
+        /// The realm URL.
+        realm: String,
+        /// The scopes asked for.
+        scope: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// A reference names no image in a layout.
+    #[error("{name} not found in layout {path}", path = path.display())]
+    NotInLayout {
+        /// The layout directory.
+        path: PathBuf,
+        /// The `org.opencontainers.image.ref.name` looked for.
+        name: String,
+    },
+
+    /// A platform filter matched nothing in an index.
+    #[error("no manifest in {image} matches platforms {platforms}")]
+    NoMatchingPlatform {
+        /// The image.
+        image: String,
+        /// The filter, comma separated.
+        platforms: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying the whole operation later could help (network, 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network { .. } | Error::RetriesExhausted { .. } => true,
+            Error::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
