@@ -1,1 +1,15 @@
-//! placeholder
+//! Moving container images: a distribution-spec registry [`Client`], an OCI image [`Layout`]
+//! store with tar archives, and the [`transfer`] engine that copies images between them without
+//! ever sending a blob twice or keeping bytes that do not match their digest.
+
+pub mod auth;
+pub mod client;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+
+pub use auth::Credential;
+pub use client::{Client, ClientOptions, Manifest, ManifestHead, MountResult, Repo, UploadSession};
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use manifest::{Descriptor, Parsed, Platform};

@@ -199,6 +199,11 @@ impl Registry {
         self.port
     }
 
+    /// The registry process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kind(&self) -> RegistryKind {
         self.kind
     }

@@ -1,0 +1,439 @@
+//! Blob operations: existence (HEAD), streamed and verified download with `Range` resume,
+//! cross-repository mount with fallback to the 202 upload session, and uploads (monolithic PUT
+//! for small blobs, one streamed PATCH then `PUT ?digest=` for the rest).
+
+use std::sync::{Arc, Mutex as StdMutex};
+
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::{Method, StatusCode, Url};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::send::{Body, Request, show, status_error};
+use super::{Client, Repo};
+use crate::auth::Scopes;
+use crate::digest::{Digest, Hasher};
+use crate::error::Error;
+
+/// Blobs up to this size are uploaded with a single PUT.
+pub const MONOLITHIC_MAX: u64 = 4 * 1024 * 1024;
+
+/// An open upload session (`Location` of a 202 from `POST /blobs/uploads/`).
+#[derive(Clone, Debug)]
+pub struct UploadSession {
+    repo: Repo,
+    location: Url,
+}
+
+/// The outcome of a mount attempt.
+#[derive(Debug)]
+pub enum MountResult {
+    /// 201: the registry linked the blob from the other repository; nothing to send.
+    Mounted,
+    /// 202: not mounted; upload into this session instead.
+    Upload(UploadSession),
+}
+
+/// A byte stream of a blob being downloaded; every chunk is counted and hashed, and the stream
+/// ends with an error instead of its last chunk if size or digest do not match.
+pub type BlobStream = std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, Error>> + Send>>;
+
+impl Client {
+    /// HEADs a blob; `Some(size)` when the repository has it.
+    pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<Option<u64>, Error> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let resp = self
+            .send(repo, &Scopes::pull(&repo.name), Request::new(Method::HEAD, url.clone()))
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(Some(
+                resp.headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(status_error("HEAD", &url, resp).await),
+        }
+    }
+
+    /// Downloads a blob into `out`, hashing as it streams. A dropped connection resumes with a
+    /// `Range` request (up to the retry limit). On a size or digest mismatch an error is returned
+    /// and the caller must discard what was written (the layout store does).
+    pub async fn get_blob<W: AsyncWrite + Unpin>(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        size: Option<u64>,
+        out: &mut W,
+    ) -> Result<u64, Error> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let mut hasher = Hasher::new();
+        let mut failures = 0;
+        loop {
+            let done = hasher.len();
+            let mut req = Request::new(Method::GET, url.clone());
+            if done > 0 {
+                req = req.header(RANGE, &format!("bytes={done}-"));
+            }
+            let mut resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
+            let mut skip = match resp.status() {
+                StatusCode::PARTIAL_CONTENT if done > 0 => 0,
+                s if s.is_success() => done, // Range ignored: discard what we already have
+                StatusCode::NOT_FOUND => {
+                    return Err(Error::BlobNotFound {
+                        repository: repo.to_string(),
+                        digest: digest.clone(),
+                    });
+                }
+                _ => return Err(status_error("GET", &url, resp).await),
+            };
+            let result: Result<(), Error> = async {
+                while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Network {
+                    url: show(&url),
+                    source: e,
+                })? {
+                    let mut chunk = &chunk[..];
+                    if skip > 0 {
+                        let n = (skip as usize).min(chunk.len());
+                        chunk = &chunk[n..];
+                        skip -= n as u64;
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if let Some(size) = size
+                        && hasher.len() + chunk.len() as u64 > size
+                    {
+                        return Err(Error::SizeMismatch {
+                            url: show(&url),
+                            digest: digest.clone(),
+                            expected: size,
+                            actual: hasher.len() + chunk.len() as u64,
+                        });
+                    }
+                    out.write_all(chunk).await.map_err(|e| Error::io("<blob output>", e))?;
+                    hasher.update(chunk);
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => break,
+                Err(Error::Network { .. })
+                    if failures < self.inner.opts.retries =>
+                {
+                    failures += 1;
+                    tracing::debug!(url = %show(&url), at = hasher.len(), "blob download interrupted; resuming");
+                    tokio::time::sleep(self.backoff(failures)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.flush().await.map_err(|e| Error::io("<blob output>", e))?;
+        let n = hasher.len();
+        if let Some(size) = size
+            && n != size
+        {
+            return Err(Error::SizeMismatch {
+                url: show(&url),
+                digest: digest.clone(),
+                expected: size,
+                actual: n,
+            });
+        }
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(Error::DigestMismatch {
+                url: show(&url),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Opens a blob for streaming elsewhere (registry to registry). The stream verifies size and
+    /// digest and fails at the end instead of yielding its last chunk on a mismatch. Returns the
+    /// stream and the `Content-Length` if sent.
+    pub async fn open_blob(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> Result<(BlobStream, Option<u64>), Error> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let resp = self
+            .send(repo, &Scopes::pull(&repo.name), Request::new(Method::GET, url.clone()))
+            .await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => {
+                return Err(Error::BlobNotFound {
+                    repository: repo.to_string(),
+                    digest: digest.clone(),
+                });
+            }
+            _ => return Err(status_error("GET", &url, resp).await),
+        }
+        let len = resp.content_length();
+        let shown = show(&url);
+        let raw = resp.bytes_stream().map(move |r| {
+            r.map_err(|e| Error::Network {
+                url: shown.clone(),
+                source: e,
+            })
+        });
+        Ok((verify_stream(raw, digest.clone(), size, show(&url)), len))
+    }
+
+    /// Starts an upload, trying a cross-repository mount first when `mount_from` is given.
+    pub async fn start_upload(
+        &self,
+        repo: &Repo,
+        mount: Option<(&Digest, &Repo)>,
+    ) -> Result<MountResult, Error> {
+        let mut url = self.url(repo, "blobs/uploads/")?;
+        let mut scopes = Scopes::push(&repo.name);
+        if let Some((digest, from)) = mount {
+            url.query_pairs_mut()
+                .append_pair("mount", digest.as_str())
+                .append_pair("from", &from.name);
+            scopes = scopes.with(&Scopes::pull(&from.name));
+        }
+        let req = Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0");
+        let resp = self.send(repo, &scopes, req).await?;
+        match resp.status() {
+            StatusCode::CREATED if mount.is_some() => Ok(MountResult::Mounted),
+            StatusCode::ACCEPTED | StatusCode::CREATED => {
+                let location = location(&url, &resp)?;
+                Ok(MountResult::Upload(UploadSession {
+                    repo: repo.clone(),
+                    location,
+                }))
+            }
+            _ => Err(status_error("POST", &url, resp).await),
+        }
+    }
+
+    /// Finishes a session with the whole blob in one PUT (small blobs).
+    pub async fn upload_bytes(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        bytes: bytes::Bytes,
+    ) -> Result<(), Error> {
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(Error::DigestMismatch {
+                url: show(&session.location),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let mut url = session.location.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let mut req = Request::new(Method::PUT, url.clone())
+            .header(CONTENT_TYPE, "application/octet-stream");
+        req.body = Body::Bytes(bytes);
+        let resp = self.send(&session.repo, &Scopes::push(&session.repo.name), req).await?;
+        if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
+            return Err(status_error("PUT", &url, resp).await);
+        }
+        Ok(())
+    }
+
+    /// Streams a blob into a session with one PATCH, checks what was sent hashes to `digest`,
+    /// then completes with `PUT ?digest=`. On a mismatch the session is cancelled.
+    pub async fn upload_stream(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        size: Option<u64>,
+        stream: BlobStream,
+    ) -> Result<(), Error> {
+        let repo = &session.repo;
+        let scopes = Scopes::push(&repo.name);
+        let hasher = Arc::new(StdMutex::new(Hasher::new()));
+        let h = hasher.clone();
+        let counted = stream.map(move |r| {
+            if let Ok(b) = &r {
+                h.lock().expect("hasher lock").update(b);
+            }
+            r
+        });
+        let mut req = Request::new(Method::PATCH, session.location.clone())
+            .header(CONTENT_TYPE, "application/octet-stream");
+        if let Some(size) = size {
+            req = req.header(CONTENT_LENGTH, &size.to_string());
+        }
+        req.body = Body::Stream(Some(reqwest::Body::wrap_stream(counted)));
+        let resp = self.send(repo, &scopes, req).await?;
+        if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
+            return Err(status_error("PATCH", &session.location, resp).await);
+        }
+        let next = location(&session.location, &resp)?;
+        let actual = std::mem::take(&mut *hasher.lock().expect("hasher lock")).finish();
+        if &actual != digest {
+            self.cancel_upload(repo, &next).await;
+            return Err(Error::DigestMismatch {
+                url: show(&session.location),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let mut url = next;
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let req = Request::new(Method::PUT, url.clone()).header(CONTENT_LENGTH, "0");
+        let resp = self.send(repo, &scopes, req).await?;
+        if !resp.status().is_success() {
+            return Err(status_error("PUT", &url, resp).await);
+        }
+        Ok(())
+    }
+
+    /// Uploads a file from disk (verified against `digest` on the way).
+    pub async fn upload_file(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        path: &std::path::Path,
+    ) -> Result<(), Error> {
+        let meta = tokio::fs::metadata(path).await.map_err(|e| Error::io(path, e))?;
+        if meta.len() <= MONOLITHIC_MAX {
+            let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(path, e))?;
+            return self.upload_bytes(session, digest, bytes.into()).await;
+        }
+        let stream = file_stream(path).await?;
+        self.upload_stream(session, digest, Some(meta.len()), stream).await
+    }
+
+    async fn cancel_upload(&self, repo: &Repo, location: &Url) {
+        let req = Request::new(Method::DELETE, location.clone());
+        let _ = self.send(repo, &Scopes::push(&repo.name), req).await;
+    }
+}
+
+/// The session URL from `Location` (possibly relative).
+fn location(base: &Url, resp: &reqwest::Response) -> Result<Url, Error> {
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::Status {
+            method: "POST".into(),
+            url: show(base),
+            status: resp.status().as_u16(),
+            detail: Some("upload response without Location".into()),
+        })?;
+    base.join(loc).map_err(|e| Error::Status {
+        method: "POST".into(),
+        url: show(base),
+        status: resp.status().as_u16(),
+        detail: Some(format!("bad Location {loc:?}: {e}")),
+    })
+}
+
+/// Reads a file as a stream of 256 KiB chunks.
+pub(crate) async fn file_stream(path: &std::path::Path) -> Result<BlobStream, Error> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path, e))?;
+    let path = path.to_path_buf();
+    let s = futures_util::stream::unfold(Some(file), move |file| {
+        let path = path.clone();
+        async move {
+            let mut file = file?;
+            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+            match file.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+                Err(e) => Some((Err(Error::io(&path, e)), None)),
+            }
+        }
+    });
+    Ok(Box::pin(s))
+}
+
+/// Wraps a byte stream so it checks size and digest; the final chunk is held back until the end
+/// so that a mismatching blob never completes downstream.
+pub(crate) fn verify_stream(
+    inner: impl Stream<Item = Result<bytes::Bytes, Error>> + Send + 'static,
+    digest: Digest,
+    size: Option<u64>,
+    url: String,
+) -> BlobStream {
+    struct St<S> {
+        inner: std::pin::Pin<Box<S>>,
+        hasher: Option<Hasher>,
+        held: Option<bytes::Bytes>,
+        digest: Digest,
+        size: Option<u64>,
+        url: String,
+    }
+    let st = St {
+        inner: Box::pin(inner),
+        hasher: Some(Hasher::new()),
+        held: None,
+        digest,
+        size,
+        url,
+    };
+    Box::pin(futures_util::stream::unfold(st, |mut st| async move {
+        let hasher = st.hasher.as_mut()?;
+        loop {
+            match st.inner.next().await {
+                Some(Ok(b)) => {
+                    hasher.update(&b);
+                    if let Some(size) = st.size
+                        && hasher.len() > size
+                    {
+                        let err = Error::SizeMismatch {
+                            url: st.url.clone(),
+                            digest: st.digest.clone(),
+                            expected: size,
+                            actual: hasher.len(),
+                        };
+                        st.hasher = None;
+                        return Some((Err(err), st));
+                    }
+                    if b.is_empty() {
+                        continue;
+                    }
+                    if let Some(prev) = st.held.replace(b) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.hasher = None;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    let h = st.hasher.take()?;
+                    let n = h.len();
+                    if let Some(size) = st.size
+                        && n != size
+                    {
+                        let err = Error::SizeMismatch {
+                            url: st.url.clone(),
+                            digest: st.digest.clone(),
+                            expected: size,
+                            actual: n,
+                        };
+                        return Some((Err(err), st));
+                    }
+                    let actual = h.finish();
+                    if actual != st.digest {
+                        let err = Error::DigestMismatch {
+                            url: st.url.clone(),
+                            expected: st.digest.clone(),
+                            actual,
+                        };
+                        return Some((Err(err), st));
+                    }
+                    return st.held.take().map(|b| (Ok(b), st));
+                }
+            }
+        }
+    }))
+}

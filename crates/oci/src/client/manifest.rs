@@ -1,0 +1,219 @@
+//! Manifest operations: GET (raw bytes, digest verified), HEAD, PUT.
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+
+use super::send::{Body, Request, status_error};
+use super::{Client, Repo};
+use crate::auth::Scopes;
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::manifest::MANIFEST_MEDIA_TYPES;
+
+/// Largest manifest accepted (the distribution registry's own limit is 4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// A manifest or index exactly as the registry served it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// `Content-Type` of the response (or the document's own `mediaType` when absent).
+    pub media_type: String,
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// The raw bytes; re-serialising would change the digest.
+    pub bytes: bytes::Bytes,
+}
+
+/// What a HEAD tells about a manifest without downloading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Content-Type`.
+    pub media_type: String,
+    /// `Docker-Content-Digest`, when the registry sent one.
+    pub digest: Option<Digest>,
+    /// `Content-Length`.
+    pub size: Option<u64>,
+}
+
+const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+
+fn accept() -> String {
+    MANIFEST_MEDIA_TYPES.join(", ")
+}
+
+fn image(repo: &Repo, reference: &str) -> String {
+    if reference.starts_with("sha256:") {
+        format!("{repo}@{reference}")
+    } else {
+        format!("{repo}:{reference}")
+    }
+}
+
+impl Client {
+    /// GETs a manifest by tag or digest. When `reference` is a digest the bytes must hash to it;
+    /// when the registry sends `Docker-Content-Digest` the bytes must hash to that too.
+    pub async fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<Manifest, Error> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let req = Request::new(Method::GET, url.clone()).header(ACCEPT, &accept());
+        let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => {
+                return Err(Error::ManifestNotFound {
+                    image: image(repo, reference),
+                });
+            }
+            _ => return Err(status_error("GET", &url, resp).await),
+        }
+        let header_digest = resp
+            .headers()
+            .get(DOCKER_CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        if resp.content_length().is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
+            return Err(Error::InvalidManifest {
+                image: image(repo, reference),
+                reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+            });
+        }
+        let bytes = read_limited(resp, &url).await?;
+        let digest = Digest::of(&bytes);
+        let expected = if reference.starts_with("sha256:") {
+            Some(Digest::parse(reference)?)
+        } else {
+            header_digest
+        };
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                url: super::send::show(&url),
+                expected,
+                actual: digest,
+            });
+        }
+        let media_type = if crate::manifest::is_index(&content_type)
+            || crate::manifest::is_manifest(&content_type)
+        {
+            content_type
+        } else {
+            // Some registries send application/json; trust the document's own mediaType.
+            crate::manifest::Parsed::parse(&image(repo, reference), "", &bytes)?.0
+        };
+        Ok(Manifest {
+            media_type,
+            digest,
+            bytes,
+        })
+    }
+
+    /// HEADs a manifest; `None` when it does not exist.
+    pub async fn head_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, Error> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let req = Request::new(Method::HEAD, url.clone()).header(ACCEPT, &accept());
+        let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(status_error("HEAD", &url, resp).await),
+        }
+        let h = resp.headers();
+        Ok(Some(ManifestHead {
+            media_type: h
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+            digest: h
+                .get(DOCKER_CONTENT_DIGEST)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Digest::parse(v).ok()),
+            size: h
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
+        }))
+    }
+
+    /// PUTs raw manifest bytes under `reference` (a tag, or the bytes' own digest). Returns the
+    /// digest of the bytes.
+    pub async fn put_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        media_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<Digest, Error> {
+        let digest = Digest::of(&bytes);
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let mut req = Request::new(Method::PUT, url.clone()).header(CONTENT_TYPE, media_type);
+        req.body = Body::Bytes(bytes);
+        let resp = self.send(repo, &Scopes::push(&repo.name), req).await?;
+        if !resp.status().is_success() {
+            return Err(status_error("PUT", &url, resp).await);
+        }
+        Ok(digest)
+    }
+
+    /// The OCI referrers of a manifest (`GET /v2/<name>/referrers/<digest>`), as an index
+    /// document's `manifests`. `Ok(None)` when the registry has no referrers API (404).
+    pub async fn list_referrers(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+    ) -> Result<Option<Vec<crate::manifest::Descriptor>>, Error> {
+        let url = self.url(repo, &format!("referrers/{digest}"))?;
+        let req = Request::new(Method::GET, url.clone())
+            .header(ACCEPT, crate::manifest::OCI_INDEX);
+        let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND | StatusCode::NOT_IMPLEMENTED | StatusCode::METHOD_NOT_ALLOWED => {
+                return Ok(None);
+            }
+            _ => return Err(status_error("GET", &url, resp).await),
+        }
+        let bytes = read_limited(resp, &url).await?;
+        let doc: crate::manifest::IndexDocument =
+            serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
+                image: format!("{repo} referrers of {digest}"),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(doc.manifests))
+    }
+}
+
+/// Reads a small response body, refusing more than [`MAX_MANIFEST_BYTES`].
+async fn read_limited(mut resp: reqwest::Response, url: &reqwest::Url) -> Result<bytes::Bytes, Error> {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if buf.len() + c.len() > MAX_MANIFEST_BYTES {
+                    return Err(Error::InvalidManifest {
+                        image: super::send::show(url),
+                        reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+                    });
+                }
+                buf.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                return Err(Error::Network {
+                    url: super::send::show(url),
+                    source: e,
+                });
+            }
+        }
+    }
+}

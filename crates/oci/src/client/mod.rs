@@ -1,0 +1,205 @@
+//! The distribution-spec registry client: one [`Client`] talks to any number of registries,
+//! authenticates (anonymous, basic, bearer tokens), retries transient failures and streams blobs.
+//!
+//! Operations live in [`manifest`](self) and blob submodules; this module holds the options, the
+//! per-request machinery (authentication, retry, backoff, `Retry-After`) and [`Repo`] naming.
+
+mod blob;
+mod manifest;
+mod send;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+pub use blob::{MountResult, UploadSession};
+pub use manifest::{Manifest, ManifestHead};
+
+use crate::auth::{AuthCache, Credential};
+use crate::error::Error;
+
+/// How a [`Client`] behaves.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Hosts (`host[:port]`) that may be spoken to over plain HTTP. Every other host is HTTPS only.
+    pub insecure_hosts: Vec<String>,
+    /// A PEM file of extra CA certificates to trust (added to the system roots).
+    pub ca_file: Option<PathBuf>,
+    /// Credentials for every host (`--creds user:pass`); takes precedence over `host_creds`
+    /// and the docker config.
+    pub creds: Option<Credential>,
+    /// Credentials per registry host (`host[:port]` as in image references).
+    pub host_creds: HashMap<String, Credential>,
+    /// Whether to look credentials up in `~/.docker/config.json` and credential helpers.
+    pub docker_config: bool,
+    /// How many blob transfers may run at once (the transfer engine's default).
+    pub max_concurrency: usize,
+    /// Retries after the first attempt for 5xx, 429 and connection errors.
+    pub retries: u32,
+    /// First backoff delay; doubles per retry (with jitter), capped at `max_backoff`.
+    pub backoff: Duration,
+    /// Longest wait between retries, including a registry's `Retry-After`.
+    pub max_backoff: Duration,
+    /// Connect timeout per request.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response before the connection counts as dropped.
+    pub read_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_hosts: Vec::new(),
+            ca_file: None,
+            creds: None,
+            host_creds: HashMap::new(),
+            docker_config: true,
+            max_concurrency: 8,
+            retries: 4,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A repository on a registry: `registry` is the host as in image references (`docker.io`,
+/// `localhost:5000`), `name` the repository path (`library/nginx`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Repo {
+    /// Registry host as written in references, with port.
+    pub registry: String,
+    /// Repository path.
+    pub name: String,
+}
+
+impl Repo {
+    /// A repository from its parts.
+    pub fn new(registry: impl Into<String>, name: impl Into<String>) -> Repo {
+        Repo {
+            registry: registry.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The repository an image reference names (Docker Hub normalisation applied).
+    pub fn from_reference(r: &imgref::Reference) -> Repo {
+        Repo::new(r.registry(), r.repository())
+    }
+
+    /// The host the API is served from: Docker Hub's API is `registry-1.docker.io`.
+    pub fn api_host(&self) -> &str {
+        match self.registry.as_str() {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+/// A registry client; cheap to clone (shared connection pool, token cache and credentials).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    opts: ClientOptions,
+    auth: Mutex<AuthCache>,
+    creds: Mutex<HashMap<String, Option<Credential>>>,
+}
+
+impl Client {
+    /// Builds a client; fails only on unusable options (unreadable or invalid CA file).
+    pub fn new(opts: ClientOptions) -> Result<Client, Error> {
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.read_timeout)
+            .pool_max_idle_per_host(opts.max_concurrency.max(1) * 2);
+        if let Some(path) = &opts.ca_file {
+            let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Config {
+                reason: format!("CA file {}: {e}", path.display()),
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Config {
+                    reason: format!("CA file {} holds no certificate", path.display()),
+                });
+            }
+            b = b.tls_certs_merge(certs);
+        }
+        let http = b.build().map_err(|e| Error::Config {
+            reason: format!("HTTP client: {e}"),
+        })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                opts,
+                auth: Mutex::new(AuthCache::default()),
+                creds: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The options this client was built with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.opts
+    }
+
+    /// `scheme://api-host/v2/<name>/<rest>`.
+    fn url(&self, repo: &Repo, rest: &str) -> Result<reqwest::Url, Error> {
+        let host = repo.api_host();
+        let scheme = if self.is_insecure(&repo.registry) || self.is_insecure(host) {
+            "http"
+        } else {
+            "https"
+        };
+        let s = format!("{scheme}://{host}/v2/{}/{rest}", repo.name);
+        reqwest::Url::parse(&s).map_err(|e| Error::Config {
+            reason: format!("bad URL {s}: {e}"),
+        })
+    }
+
+    fn is_insecure(&self, host: &str) -> bool {
+        self.inner.opts.insecure_hosts.iter().any(|h| h == host)
+    }
+
+    /// The credential for a registry: `--creds`, then per-host, then the docker config (looked
+    /// up once per host).
+    async fn credential(&self, registry: &str) -> Result<Option<Credential>, Error> {
+        let opts = &self.inner.opts;
+        if let Some(c) = &opts.creds {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(c) = opts.host_creds.get(registry) {
+            return Ok(Some(c.clone()));
+        }
+        if !opts.docker_config {
+            return Ok(None);
+        }
+        let mut cache = self.inner.creds.lock().await;
+        if let Some(c) = cache.get(registry) {
+            return Ok(c.clone());
+        }
+        let host = registry.to_string();
+        let found = tokio::task::spawn_blocking(move || crate::auth::from_docker_config(&host))
+            .await
+            .map_err(|e| Error::Credentials {
+                host: registry.to_string(),
+                reason: e.to_string(),
+            })??;
+        cache.insert(registry.to_string(), found.clone());
+        Ok(found)
+    }
+}
