@@ -36,6 +36,12 @@ pub enum Command {
     /// values are reported, not edited. Prints a unified diff unless --write or --check.
     Rewrite(RewriteArgs),
 
+    /// Resolve every image to the digest of its manifest or index, per platform, in airlock.lock.
+    ///
+    /// Images come from scanning PATHs, or from a list file with -f. The lock file is sorted and
+    /// stable, for review; `rewrite --pin` writes its digests into the configuration.
+    Lock(LockArgs),
+
     /// Enforce the policy: allowed registries, pinned versions, pull secrets, implicit images.
     ///
     /// Rules: registry-not-allowed, latest-tag, missing-digest, implicit-image,
@@ -116,6 +122,27 @@ pub enum CheckFormat {
     Json,
     /// SARIF 2.1.0, for code-scanning UIs.
     Sarif,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// Configuration to take the images from [default: . unless -f is given].
+    pub paths: Vec<PathBuf>,
+
+    /// A file listing images, one a line (`#` comments allowed).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub list: Option<PathBuf>,
+
+    /// The lock file to write (entries for other images are kept).
+    #[arg(short, long, default_value = crate::lockfile::DEFAULT_LOCK)]
+    pub output: PathBuf,
+
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
+    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
+    pub jnlp_image: String,
+
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -129,3 +129,55 @@ pub fn scan_all(
     }
     Ok((files, errors))
 }
+
+/// The images to move: every pullable reference found in `paths` (normalised), plus one a line
+/// from `list` (`#` comments allowed). An unreadable input or a bad list line is an error naming
+/// it — moving images on a partial list would silently miss some.
+pub fn references(
+    paths: &[PathBuf],
+    list: Option<&Path>,
+    jnlp_image: &str,
+) -> anyhow::Result<std::collections::BTreeSet<imgref::Reference>> {
+    let mut refs = std::collections::BTreeSet::new();
+    if let Some(list) = list {
+        let text = std::fs::read_to_string(list)
+            .with_context(|| format!("cannot read {}", list.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let r = imgref::Reference::parse(entry)
+                .with_context(|| format!("{}:{}", list.display(), n + 1))?;
+            refs.insert(r.normalized());
+        }
+    }
+    if !paths.is_empty() || list.is_none() {
+        let paths = if paths.is_empty() {
+            vec![PathBuf::from(".")]
+        } else {
+            paths.to_vec()
+        };
+        let opts = discover::Options {
+            default_jnlp_image: jnlp_image.to_string(),
+        };
+        let (files, errors) = scan_all(&paths, &opts)?;
+        if let Some(e) = errors.first() {
+            anyhow::bail!(
+                "{}:{}:{}: {} (fix it, or list the images with -f)",
+                e.file,
+                e.line,
+                e.column,
+                e.message
+            );
+        }
+        refs.extend(
+            files
+                .iter()
+                .flat_map(|f| &f.report.findings)
+                .filter(|f| f.kind.is_pullable())
+                .filter_map(|f| f.reference.as_ref().map(imgref::Reference::normalized)),
+        );
+    }
+    Ok(refs)
+}

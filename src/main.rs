@@ -5,7 +5,10 @@ mod cli;
 mod cmd;
 mod config;
 mod exit;
+mod fsutil;
 mod inputs;
+mod lockfile;
+mod registry;
 mod report;
 
 use std::process::ExitCode;

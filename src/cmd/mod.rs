@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 mod check;
+mod lock;
 mod rewrite;
 mod scan;
 
@@ -11,6 +12,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::Rewrite(args) => rewrite::run(&args),
+        Command::Lock(args) => lock::run(&args),
         Command::Check(args) => check::run(&args),
     }
 }

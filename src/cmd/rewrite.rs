@@ -112,20 +112,5 @@ fn write_in_place(path: &Path, original: &[u8], new: &[u8]) -> anyhow::Result<()
     if now != original {
         bail!("{shown} changed on disk since it was scanned; not changed (run again)");
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".airlock-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file beside {shown}"))?;
-    tmp.write_all(new)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write a temporary file beside {shown}"))?;
-    std::fs::set_permissions(tmp.path(), meta.permissions())
-        .with_context(|| format!("cannot copy the permissions of {shown}"))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot replace {shown}"))?;
-    Ok(())
+    crate::fsutil::write_atomic(path, new)
 }

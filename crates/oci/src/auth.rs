@@ -81,14 +81,18 @@ pub fn from_docker_config(host: &str) -> Result<Option<Credential>, Error> {
             Ok(DockerCredential::UsernamePassword(username, password)) => {
                 return Ok(Some(Credential::Basic { username, password }));
             }
-            Ok(DockerCredential::IdentityToken(t)) => return Ok(Some(Credential::IdentityToken(t))),
+            Ok(DockerCredential::IdentityToken(t)) => {
+                return Ok(Some(Credential::IdentityToken(t)));
+            }
             Err(E::NoCredentialConfigured | E::ConfigNotFound) => continue,
             Err(e) => {
                 // Helper failures may echo secrets on stdout; report only the kind.
                 let reason = match e {
                     E::HelperFailure { helper, .. } => format!("credential helper {helper} failed"),
                     E::HelperCommunicationError => "cannot run credential helper".to_string(),
-                    E::MalformedHelperResponse => "malformed credential helper response".to_string(),
+                    E::MalformedHelperResponse => {
+                        "malformed credential helper response".to_string()
+                    }
                     E::CredentialDecodingError => "cannot decode auth entry".to_string(),
                     E::ConfigReadError => "cannot read docker config.json".to_string(),
                     _ => "unknown error".to_string(),
@@ -182,7 +186,11 @@ impl Scopes {
 
     /// `repository:<repo>:pull,push`.
     pub fn push(repo: &str) -> Scopes {
-        Scopes([format!("repository:{repo}:pull,push")].into_iter().collect())
+        Scopes(
+            [format!("repository:{repo}:pull,push")]
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// The union of two sets.
@@ -193,7 +201,8 @@ impl Scopes {
 
     /// Adds the space-separated scopes of a challenge.
     pub fn with_str(mut self, s: &str) -> Scopes {
-        self.0.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
+        self.0
+            .extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
         self
     }
 
@@ -211,7 +220,6 @@ impl Scopes {
 /// What a host asked for last time, so later requests authenticate up front.
 #[derive(Clone, Debug)]
 pub(crate) enum HostAuth {
-    Anonymous,
     Basic,
     Bearer {
         realm: String,
@@ -272,7 +280,10 @@ mod tests {
                 scope: Some("repository:a/b:pull,push".into()),
             }
         );
-        assert_eq!(parse_challenge(r#"Basic realm="x""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        );
     }
 
     #[test]
@@ -287,6 +298,9 @@ mod tests {
     fn credential_debug_is_redacted() {
         let c = Credential::from_user_pass("u:p:w").unwrap();
         assert_eq!(format!("{c:?}"), "Basic(u, <redacted>)");
-        assert_eq!(c.basic_header().unwrap(), format!("Basic {}", STANDARD.encode("u:p:w")));
+        assert_eq!(
+            c.basic_header().unwrap(),
+            format!("Basic {}", STANDARD.encode("u:p:w"))
+        );
     }
 }

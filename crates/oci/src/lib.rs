@@ -6,10 +6,16 @@ pub mod auth;
 pub mod client;
 pub mod digest;
 pub mod error;
+pub mod layout;
 pub mod manifest;
+pub mod transfer;
 
 pub use auth::Credential;
 pub use client::{Client, ClientOptions, Manifest, ManifestHead, MountResult, Repo, UploadSession};
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use layout::{BlobWriter, Layout};
 pub use manifest::{Descriptor, Parsed, Platform};
+pub use transfer::{
+    CopiedImage, Endpoint, ImageResult, Resolved, Stats, Transfer, TransferOptions, resolve,
+};

@@ -23,8 +23,12 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Every manifest media type airlock accepts, for the `Accept` header.
-pub const MANIFEST_MEDIA_TYPES: [&str; 4] =
-    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// The annotation skopeo, containerd and others use to name an image in a layout's `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
@@ -64,7 +68,10 @@ pub struct Descriptor {
 impl Descriptor {
     /// The `org.opencontainers.image.ref.name` annotation.
     pub fn ref_name(&self) -> Option<&str> {
-        self.annotations.as_ref()?.get(REF_NAME_ANNOTATION).map(String::as_str)
+        self.annotations
+            .as_ref()?
+            .get(REF_NAME_ANNOTATION)
+            .map(String::as_str)
     }
 }
 
@@ -79,7 +86,11 @@ pub struct Platform {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// Windows builds.
-    #[serde(default, rename = "os.version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "os.version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
 }
 
@@ -242,7 +253,12 @@ mod tests {
         );
         let (mt, p) = Parsed::parse("x", DOCKER_MANIFEST_LIST, doc.as_bytes()).unwrap();
         assert_eq!(mt, DOCKER_MANIFEST_LIST);
-        let Parsed::Index { manifests } = p else { panic!() };
-        assert_eq!(manifests[0].platform.as_ref().unwrap().architecture, "amd64");
+        let Parsed::Index { manifests } = p else {
+            panic!()
+        };
+        assert_eq!(
+            manifests[0].platform.as_ref().unwrap().architecture,
+            "amd64"
+        );
     }
 }

@@ -43,7 +43,11 @@ impl Client {
     pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<Option<u64>, Error> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let resp = self
-            .send(repo, &Scopes::pull(&repo.name), Request::new(Method::HEAD, url.clone()))
+            .send(
+                repo,
+                &Scopes::pull(&repo.name),
+                Request::new(Method::HEAD, url.clone()),
+            )
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(Some(
@@ -113,7 +117,9 @@ impl Client {
                             actual: hasher.len() + chunk.len() as u64,
                         });
                     }
-                    out.write_all(chunk).await.map_err(|e| Error::io("<blob output>", e))?;
+                    out.write_all(chunk)
+                        .await
+                        .map_err(|e| Error::io("<blob output>", e))?;
                     hasher.update(chunk);
                 }
                 Ok(())
@@ -121,9 +127,7 @@ impl Client {
             .await;
             match result {
                 Ok(()) => break,
-                Err(Error::Network { .. })
-                    if failures < self.inner.opts.retries =>
-                {
+                Err(Error::Network { .. }) if failures < self.inner.opts.retries => {
                     failures += 1;
                     tracing::debug!(url = %show(&url), at = hasher.len(), "blob download interrupted; resuming");
                     tokio::time::sleep(self.backoff(failures)).await;
@@ -131,7 +135,9 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        out.flush().await.map_err(|e| Error::io("<blob output>", e))?;
+        out.flush()
+            .await
+            .map_err(|e| Error::io("<blob output>", e))?;
         let n = hasher.len();
         if let Some(size) = size
             && n != size
@@ -165,7 +171,11 @@ impl Client {
     ) -> Result<(BlobStream, Option<u64>), Error> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let resp = self
-            .send(repo, &Scopes::pull(&repo.name), Request::new(Method::GET, url.clone()))
+            .send(
+                repo,
+                &Scopes::pull(&repo.name),
+                Request::new(Method::GET, url.clone()),
+            )
             .await?;
         match resp.status() {
             s if s.is_success() => {}
@@ -234,10 +244,12 @@ impl Client {
         }
         let mut url = session.location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
-        let mut req = Request::new(Method::PUT, url.clone())
-            .header(CONTENT_TYPE, "application/octet-stream");
+        let mut req =
+            Request::new(Method::PUT, url.clone()).header(CONTENT_TYPE, "application/octet-stream");
         req.body = Body::Bytes(bytes);
-        let resp = self.send(&session.repo, &Scopes::push(&session.repo.name), req).await?;
+        let resp = self
+            .send(&session.repo, &Scopes::push(&session.repo.name), req)
+            .await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
             return Err(status_error("PUT", &url, resp).await);
         }
@@ -300,13 +312,18 @@ impl Client {
         digest: &Digest,
         path: &std::path::Path,
     ) -> Result<(), Error> {
-        let meta = tokio::fs::metadata(path).await.map_err(|e| Error::io(path, e))?;
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| Error::io(path, e))?;
         if meta.len() <= MONOLITHIC_MAX {
-            let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(path, e))?;
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| Error::io(path, e))?;
             return self.upload_bytes(session, digest, bytes.into()).await;
         }
         let stream = file_stream(path).await?;
-        self.upload_stream(session, digest, Some(meta.len()), stream).await
+        self.upload_stream(session, digest, Some(meta.len()), stream)
+            .await
     }
 
     async fn cancel_upload(&self, repo: &Repo, location: &Url) {
@@ -338,7 +355,9 @@ fn location(base: &Url, resp: &reqwest::Response) -> Result<Url, Error> {
 /// Reads a file as a stream of 256 KiB chunks.
 pub(crate) async fn file_stream(path: &std::path::Path) -> Result<BlobStream, Error> {
     use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path, e))?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, e))?;
     let path = path.to_path_buf();
     let s = futures_util::stream::unfold(Some(file), move |file| {
         let path = path.clone();

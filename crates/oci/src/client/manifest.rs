@@ -76,7 +76,10 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
-        if resp.content_length().is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|l| l > MAX_MANIFEST_BYTES as u64)
+        {
             return Err(Error::InvalidManifest {
                 image: image(repo, reference),
                 reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
@@ -173,12 +176,13 @@ impl Client {
         digest: &Digest,
     ) -> Result<Option<Vec<crate::manifest::Descriptor>>, Error> {
         let url = self.url(repo, &format!("referrers/{digest}"))?;
-        let req = Request::new(Method::GET, url.clone())
-            .header(ACCEPT, crate::manifest::OCI_INDEX);
+        let req = Request::new(Method::GET, url.clone()).header(ACCEPT, crate::manifest::OCI_INDEX);
         let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
         match resp.status() {
             s if s.is_success() => {}
-            StatusCode::NOT_FOUND | StatusCode::NOT_IMPLEMENTED | StatusCode::METHOD_NOT_ALLOWED => {
+            StatusCode::NOT_FOUND
+            | StatusCode::NOT_IMPLEMENTED
+            | StatusCode::METHOD_NOT_ALLOWED => {
                 return Ok(None);
             }
             _ => return Err(status_error("GET", &url, resp).await),
@@ -194,7 +198,10 @@ impl Client {
 }
 
 /// Reads a small response body, refusing more than [`MAX_MANIFEST_BYTES`].
-async fn read_limited(mut resp: reqwest::Response, url: &reqwest::Url) -> Result<bytes::Bytes, Error> {
+async fn read_limited(
+    mut resp: reqwest::Response,
+    url: &reqwest::Url,
+) -> Result<bytes::Bytes, Error> {
     let mut buf = bytes::BytesMut::new();
     loop {
         match resp.chunk().await {

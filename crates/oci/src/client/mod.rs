@@ -4,7 +4,7 @@
 //! Operations live in [`manifest`](self) and blob submodules; this module holds the options, the
 //! per-request machinery (authentication, retry, backoff, `Retry-After`) and [`Repo`] naming.
 
-mod blob;
+pub(crate) mod blob;
 mod manifest;
 mod send;
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-pub use blob::{MountResult, UploadSession};
+pub use blob::{BlobStream, MONOLITHIC_MAX, MountResult, UploadSession};
 pub use manifest::{Manifest, ManifestHead};
 
 use crate::auth::{AuthCache, Credential};

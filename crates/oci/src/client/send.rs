@@ -90,7 +90,9 @@ impl Client {
             let resp = match rb.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    if can_retry && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()) {
+                    if can_retry
+                        && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+                    {
                         tracing::debug!(url = %show(&req.url), error = %e, attempt, "retrying after network error");
                         tokio::time::sleep(self.backoff(attempt)).await;
                         continue;
@@ -118,8 +120,10 @@ impl Client {
                     continue;
                 }
                 StatusCode::UNAUTHORIZED => return Err(unauthorized(repo, &req.url, status)),
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::INTERNAL_SERVER_ERROR
-                | StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+                StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::INTERNAL_SERVER_ERROR
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT => {
                     if !can_retry {
                         if !replayable {
@@ -164,11 +168,10 @@ impl Client {
         let host = repo.registry.as_str();
         let known = self.inner.auth.lock().await.hosts.get(host).cloned();
         match known {
-            None | Some(HostAuth::Anonymous) => Ok(None),
-            Some(HostAuth::Basic) => Ok(self
-                .credential(host)
-                .await?
-                .and_then(|c| c.basic_header())),
+            None => Ok(None),
+            Some(HostAuth::Basic) => {
+                Ok(self.credential(host).await?.and_then(|c| c.basic_header()))
+            }
             Some(HostAuth::Bearer { realm, service }) => {
                 if let Some(t) = self.inner.auth.lock().await.token(host, scopes) {
                     return Ok(Some(format!("Bearer {t}")));
@@ -228,7 +231,10 @@ impl Client {
                     .await?;
                 if &wanted != scopes {
                     let mut cache = self.inner.auth.lock().await;
-                    let t = cache.tokens.get(&(host.to_string(), wanted.clone())).cloned();
+                    let t = cache
+                        .tokens
+                        .get(&(host.to_string(), wanted.clone()))
+                        .cloned();
                     cache.tokens.insert(
                         (host.to_string(), scopes.clone()),
                         t.unwrap_or(Token {
@@ -302,7 +308,9 @@ impl Client {
             match rb.send().await {
                 Ok(r) if r.status().is_server_error() && attempt <= self.inner.opts.retries => {}
                 Ok(r) => break r,
-                Err(e) if attempt <= self.inner.opts.retries && (e.is_connect() || e.is_timeout()) => {}
+                Err(e)
+                    if attempt <= self.inner.opts.retries && (e.is_connect() || e.is_timeout()) => {
+                }
                 Err(e) => return Err(err(e.to_string())),
             }
             tokio::time::sleep(self.backoff(attempt)).await;
@@ -357,7 +365,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Reads a distribution error body (`{"errors":[{"code","message"}]}`) into a short detail.

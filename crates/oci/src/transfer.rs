@@ -1,0 +1,671 @@
+//! The transfer engine: copies images (a manifest, or an index with every platform, recursively)
+//! between a registry and a registry, a registry and a [`Layout`], or a layout and a registry.
+//!
+//! Guarantees: a blob the target already has is never sent again (HEAD / file check first, so a
+//! rerun after an interruption resumes where it stopped); same-registry copies try a
+//! cross-repository mount first; every byte is verified against its digest; blobs move with
+//! bounded concurrency; an index keeps its digest whenever all its platforms are copied, and a
+//! platform filter never fabricates a new index (see [`CopiedImage::index_preserved`]); one
+//! failing image does not stop the others ([`Transfer::copy_many`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, FutureExt, try_join_all};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::client::{Client, MONOLITHIC_MAX, MountResult, Repo};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::layout::Layout;
+use crate::manifest::{Descriptor, Parsed, Platform, is_index};
+
+/// One side of a copy.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A repository on a registry. As a source, `reference` is a tag or digest to read; as a
+    /// target it is the tag to write (`None`: push by digest only).
+    Registry {
+        /// The client to use (carries credentials and TLS options).
+        client: Client,
+        /// The repository.
+        repo: Repo,
+        /// Tag or digest.
+        reference: Option<String>,
+    },
+    /// An OCI layout directory; `name` is the `org.opencontainers.image.ref.name`.
+    Layout {
+        /// The layout.
+        layout: Layout,
+        /// Name in `index.json` (`None` as a target: store without naming).
+        name: Option<String>,
+    },
+}
+
+impl Endpoint {
+    /// A registry endpoint.
+    pub fn registry(client: &Client, repo: Repo, reference: Option<&str>) -> Endpoint {
+        Endpoint::Registry {
+            client: client.clone(),
+            repo,
+            reference: reference.map(str::to_string),
+        }
+    }
+
+    /// A layout endpoint.
+    pub fn layout(layout: &Layout, name: Option<&str>) -> Endpoint {
+        Endpoint::Layout {
+            layout: layout.clone(),
+            name: name.map(str::to_string),
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Endpoint::Registry { repo, .. } => format!("r:{repo}"),
+            Endpoint::Layout { layout, .. } => format!("l:{}", layout.root().display()),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Registry {
+                repo, reference, ..
+            } => match reference.as_deref() {
+                Some(r) if r.contains(':') => write!(f, "{repo}@{r}"),
+                Some(r) => write!(f, "{repo}:{r}"),
+                None => write!(f, "{repo}"),
+            },
+            Endpoint::Layout { layout, name } => {
+                write!(
+                    f,
+                    "oci:{}:{}",
+                    layout.root().display(),
+                    name.as_deref().unwrap_or("")
+                )
+            }
+        }
+    }
+}
+
+/// How a [`Transfer`] behaves.
+#[derive(Clone, Debug)]
+pub struct TransferOptions {
+    /// Platforms to copy from an index; empty copies all (and preserves the index digest).
+    pub platforms: Vec<Platform>,
+    /// Blobs moved at once, across all images.
+    pub concurrency: usize,
+    /// Images worked on at once by [`Transfer::copy_many`].
+    pub image_concurrency: usize,
+    /// Attempts per blob for transient failures (on top of the client's per-request retries).
+    pub blob_attempts: u32,
+    /// Copy OCI referrers (signatures, SBOMs) of copied manifests when the source lists them.
+    pub referrers: bool,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            platforms: Vec::new(),
+            concurrency: 8,
+            image_concurrency: 4,
+            blob_attempts: 3,
+            referrers: true,
+        }
+    }
+}
+
+/// Live counters; read them with [`Transfer::stats`] (e.g. from a progress display).
+#[derive(Debug, Default)]
+struct Counters {
+    blobs_sent: AtomicU64,
+    blobs_skipped: AtomicU64,
+    blobs_mounted: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_skipped: AtomicU64,
+    manifests_sent: AtomicU64,
+    manifests_skipped: AtomicU64,
+    images_ok: AtomicU64,
+    images_failed: AtomicU64,
+}
+
+/// A snapshot of the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Blobs transferred.
+    pub blobs_sent: u64,
+    /// Blobs the target already had.
+    pub blobs_skipped: u64,
+    /// Blobs linked by cross-repository mount.
+    pub blobs_mounted: u64,
+    /// Bytes of blobs transferred.
+    pub bytes_sent: u64,
+    /// Bytes of blobs skipped or mounted.
+    pub bytes_skipped: u64,
+    /// Manifests and indexes written.
+    pub manifests_sent: u64,
+    /// Manifests the target already had.
+    pub manifests_skipped: u64,
+    /// Images copied.
+    pub images_ok: u64,
+    /// Images that failed.
+    pub images_failed: u64,
+}
+
+/// What one copied image came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopiedImage {
+    /// Digest of the source's top-level manifest or index.
+    pub source_digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// What the target name (tag / ref.name) now points to; `None` when a platform filter
+    /// selected several manifests of an index (they are stored by digest only, see `manifests`).
+    pub target_digest: Option<Digest>,
+    /// False when a platform filter dropped entries of an index: the target then holds the
+    /// selected manifests, not the index, and the image's digest differs from the source's.
+    pub index_preserved: bool,
+    /// The single-image manifests copied, with their platform when known.
+    pub manifests: Vec<(Option<Platform>, Digest)>,
+}
+
+/// The outcome for one image of [`Transfer::copy_many`].
+#[derive(Debug)]
+pub struct ImageResult {
+    /// Source, as displayed.
+    pub source: String,
+    /// Target, as displayed.
+    pub target: String,
+    /// The copy, or why it failed.
+    pub outcome: Result<CopiedImage, Error>,
+}
+
+/// The engine; share one per run so concurrency limits and counters are global.
+#[derive(Clone)]
+pub struct Transfer {
+    opts: TransferOptions,
+    counters: Arc<Counters>,
+    blobs: Arc<Semaphore>,
+    in_flight: Arc<Mutex<HashMap<(String, Digest), Arc<Mutex<()>>>>>,
+}
+
+impl Transfer {
+    /// A new engine.
+    pub fn new(opts: TransferOptions) -> Transfer {
+        Transfer {
+            blobs: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+            opts,
+            counters: Arc::default(),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            blobs_sent: g(&c.blobs_sent),
+            blobs_skipped: g(&c.blobs_skipped),
+            blobs_mounted: g(&c.blobs_mounted),
+            bytes_sent: g(&c.bytes_sent),
+            bytes_skipped: g(&c.bytes_skipped),
+            manifests_sent: g(&c.manifests_sent),
+            manifests_skipped: g(&c.manifests_skipped),
+            images_ok: g(&c.images_ok),
+            images_failed: g(&c.images_failed),
+        }
+    }
+
+    /// Copies many images, `image_concurrency` at a time; each gets its own result. Results come
+    /// back in the order of `jobs`.
+    pub async fn copy_many(&self, jobs: Vec<(Endpoint, Endpoint)>) -> Vec<ImageResult> {
+        let n = self.opts.image_concurrency.max(1);
+        let mut results: Vec<(usize, ImageResult)> =
+            futures_util::stream::iter(jobs.into_iter().enumerate())
+                .map(|(i, (src, dst))| async move {
+                    let outcome = self.copy(&src, &dst).await;
+                    (
+                        i,
+                        ImageResult {
+                            source: src.to_string(),
+                            target: dst.to_string(),
+                            outcome,
+                        },
+                    )
+                })
+                .buffer_unordered(n)
+                .collect()
+                .await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Copies one image from `src` to `dst`.
+    pub async fn copy(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
+        let r = self.copy_inner(src, dst).await;
+        let c = if r.is_ok() {
+            &self.counters.images_ok
+        } else {
+            &self.counters.images_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &r {
+            tracing::warn!(source = %src, target = %dst, error = %e, "image copy failed");
+        }
+        r
+    }
+
+    async fn copy_inner(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
+        let (media_type, digest, bytes) = read_root(src).await?;
+        let image = src.to_string();
+        let (media_type, parsed) = Parsed::parse(&image, &media_type, &bytes)?;
+        let target_name = match dst {
+            Endpoint::Registry { reference, .. } => {
+                reference.clone().filter(|r| !r.starts_with("sha256:"))
+            }
+            Endpoint::Layout { name, .. } => name.clone(),
+        };
+        let mut manifests = Vec::new();
+        match parsed {
+            Parsed::Image { .. } => {
+                self.copy_node(src, dst, &media_type, &digest, bytes.clone(), parsed)
+                    .await?;
+                self.put_manifest(
+                    dst,
+                    &media_type,
+                    &digest,
+                    bytes,
+                    target_name.as_deref(),
+                    None,
+                )
+                .await?;
+                manifests.push((None, digest.clone()));
+                Ok(CopiedImage {
+                    source_digest: digest.clone(),
+                    media_type,
+                    target_digest: Some(digest),
+                    index_preserved: true,
+                    manifests,
+                })
+            }
+            Parsed::Index {
+                manifests: children,
+            } => {
+                let filter = &self.opts.platforms;
+                let selected: Vec<Descriptor> = children
+                    .iter()
+                    .filter(|d| {
+                        filter.is_empty()
+                            || d.platform
+                                .as_ref()
+                                .is_some_and(|p| filter.iter().any(|f| f.matches(p)))
+                    })
+                    .cloned()
+                    .collect();
+                if selected.is_empty() {
+                    return Err(Error::NoMatchingPlatform {
+                        image,
+                        platforms: filter
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    });
+                }
+                let all = selected.len() == children.len();
+                try_join_all(selected.iter().map(|d| self.copy_child(src, dst, d))).await?;
+                manifests.extend(
+                    selected
+                        .iter()
+                        .map(|d| (d.platform.clone(), d.digest.clone())),
+                );
+                let target_digest = if all {
+                    self.put_manifest(
+                        dst,
+                        &media_type,
+                        &digest,
+                        bytes,
+                        target_name.as_deref(),
+                        None,
+                    )
+                    .await?;
+                    Some(digest.clone())
+                } else if let [one] = selected.as_slice() {
+                    let b = read_manifest(src, &one.digest, &one.media_type).await?.2;
+                    self.put_manifest(
+                        dst,
+                        &one.media_type,
+                        &one.digest,
+                        b,
+                        target_name.as_deref(),
+                        one.platform.clone(),
+                    )
+                    .await?;
+                    Some(one.digest.clone())
+                } else {
+                    if let Endpoint::Layout { layout, .. } = dst {
+                        for d in &selected {
+                            layout.add_to_index(None, d.clone()).await?;
+                        }
+                    }
+                    None
+                };
+                Ok(CopiedImage {
+                    source_digest: digest,
+                    media_type,
+                    target_digest,
+                    index_preserved: all,
+                    manifests,
+                })
+            }
+        }
+    }
+
+    /// Copies a child manifest (and everything under it) by digest.
+    fn copy_child<'a>(
+        &'a self,
+        src: &'a Endpoint,
+        dst: &'a Endpoint,
+        d: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        async move {
+            if self.target_has_manifest(dst, &d.digest).await? {
+                self.counters
+                    .manifests_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            let (mt, digest, bytes) = read_manifest(src, &d.digest, &d.media_type).await?;
+            let (mt, parsed) = Parsed::parse(&digest.to_string(), &mt, &bytes)?;
+            self.copy_node(src, dst, &mt, &digest, bytes.clone(), parsed)
+                .await?;
+            self.put_manifest(dst, &mt, &digest, bytes, None, None)
+                .await
+        }
+        .boxed()
+    }
+
+    /// Copies what a manifest references: blobs of an image, children of a nested index, and
+    /// referrers when asked.
+    async fn copy_node(
+        &self,
+        src: &Endpoint,
+        dst: &Endpoint,
+        _media_type: &str,
+        digest: &Digest,
+        _bytes: bytes::Bytes,
+        parsed: Parsed,
+    ) -> Result<(), Error> {
+        match parsed {
+            Parsed::Image { config, layers, .. } => {
+                let blobs = std::iter::once(&config).chain(layers.iter());
+                try_join_all(blobs.map(|b| self.copy_blob(src, dst, b))).await?;
+            }
+            Parsed::Index { manifests } => {
+                try_join_all(manifests.iter().map(|d| self.copy_child(src, dst, d))).await?;
+            }
+        }
+        if self.opts.referrers
+            && let (Endpoint::Registry { client, repo, .. }, Endpoint::Registry { .. }) = (src, dst)
+            && let Some(refs) = client.list_referrers(repo, digest).await?
+        {
+            for r in refs {
+                self.copy_child(src, dst, &r).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn target_has_manifest(&self, dst: &Endpoint, digest: &Digest) -> Result<bool, Error> {
+        match dst {
+            Endpoint::Registry { client, repo, .. } => {
+                Ok(client.head_manifest(repo, digest.as_str()).await?.is_some())
+            }
+            Endpoint::Layout { layout, .. } => Ok(layout.has_blob(digest, None).await),
+        }
+    }
+
+    async fn put_manifest(
+        &self,
+        dst: &Endpoint,
+        media_type: &str,
+        digest: &Digest,
+        bytes: bytes::Bytes,
+        name: Option<&str>,
+        platform: Option<Platform>,
+    ) -> Result<(), Error> {
+        match dst {
+            Endpoint::Registry { client, repo, .. } => {
+                let reference = name.unwrap_or(digest.as_str());
+                if let Some(h) = client.head_manifest(repo, reference).await?
+                    && h.digest.as_ref() == Some(digest)
+                {
+                    self.counters
+                        .manifests_skipped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                client
+                    .put_manifest(repo, reference, media_type, bytes)
+                    .await?;
+            }
+            Endpoint::Layout { layout, .. } => {
+                let size = bytes.len() as u64;
+                layout.put_blob_bytes(&bytes).await?;
+                if let Some(name) = name {
+                    let desc = Descriptor {
+                        media_type: media_type.to_string(),
+                        digest: digest.clone(),
+                        size,
+                        platform,
+                        annotations: None,
+                        artifact_type: None,
+                    };
+                    layout.add_to_index(Some(name), desc).await?;
+                }
+            }
+        }
+        self.counters.manifests_sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copies one blob unless the target has it; serialised per (target, digest) so images that
+    /// share a layer send it once.
+    async fn copy_blob(&self, src: &Endpoint, dst: &Endpoint, d: &Descriptor) -> Result<(), Error> {
+        let lock = {
+            let mut m = self.in_flight.lock().await;
+            m.entry((dst.key(), d.digest.clone())).or_default().clone()
+        };
+        let _same_blob = lock.lock().await;
+        let _permit = self.blobs.acquire().await.map_err(|_| Error::Config {
+            reason: "transfer engine shut down".into(),
+        })?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.copy_blob_once(src, dst, d).await {
+                Ok(how) => {
+                    let c = &self.counters;
+                    match how {
+                        How::Skipped => {
+                            c.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+                            c.bytes_skipped.fetch_add(d.size, Ordering::Relaxed);
+                        }
+                        How::Mounted => {
+                            c.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+                            c.bytes_skipped.fetch_add(d.size, Ordering::Relaxed);
+                        }
+                        How::Sent => {
+                            c.blobs_sent.fetch_add(1, Ordering::Relaxed);
+                            c.bytes_sent.fetch_add(d.size, Ordering::Relaxed);
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() && attempt < self.opts.blob_attempts => {
+                    tracing::debug!(digest = %d.digest, error = %e, attempt, "blob copy failed; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn copy_blob_once(
+        &self,
+        src: &Endpoint,
+        dst: &Endpoint,
+        d: &Descriptor,
+    ) -> Result<How, Error> {
+        let (digest, size) = (&d.digest, d.size);
+        match dst {
+            Endpoint::Layout { layout, .. } => {
+                if layout.has_blob(digest, Some(size)).await {
+                    return Ok(How::Skipped);
+                }
+                let mut w = layout.blob_writer(digest, Some(size)).await?;
+                match src {
+                    Endpoint::Registry { client, repo, .. } => {
+                        client.get_blob(repo, digest, Some(size), &mut w).await?;
+                    }
+                    Endpoint::Layout { layout: from, .. } => {
+                        let mut s = from.open_blob(digest, Some(size)).await?;
+                        while let Some(chunk) = s.next().await {
+                            tokio::io::AsyncWriteExt::write_all(&mut w, &chunk?)
+                                .await
+                                .map_err(|e| Error::io(layout.blob_path(digest), e))?;
+                        }
+                    }
+                }
+                w.commit().await?;
+                Ok(How::Sent)
+            }
+            Endpoint::Registry { client, repo, .. } => {
+                if client.blob_exists(repo, digest).await?.is_some() {
+                    return Ok(How::Skipped);
+                }
+                let mount_from = match src {
+                    Endpoint::Registry { repo: from, .. }
+                        if from.registry == repo.registry && from.name != repo.name =>
+                    {
+                        Some(from)
+                    }
+                    _ => None,
+                };
+                let session = match client
+                    .start_upload(repo, mount_from.map(|f| (digest, f)))
+                    .await?
+                {
+                    MountResult::Mounted => return Ok(How::Mounted),
+                    MountResult::Upload(s) => s,
+                };
+                match src {
+                    Endpoint::Layout { layout, .. } => {
+                        client
+                            .upload_file(session, digest, &layout.blob_path(digest))
+                            .await?;
+                    }
+                    Endpoint::Registry {
+                        client: sc,
+                        repo: from,
+                        ..
+                    } => {
+                        if size <= MONOLITHIC_MAX {
+                            let mut buf = Vec::with_capacity(size as usize);
+                            sc.get_blob(from, digest, Some(size), &mut buf).await?;
+                            client.upload_bytes(session, digest, buf.into()).await?;
+                        } else {
+                            let (stream, _) = sc.open_blob(from, digest, Some(size)).await?;
+                            client
+                                .upload_stream(session, digest, Some(size), stream)
+                                .await?;
+                        }
+                    }
+                }
+                Ok(How::Sent)
+            }
+        }
+    }
+}
+
+enum How {
+    Skipped,
+    Mounted,
+    Sent,
+}
+
+/// The source's top-level manifest: (media type, digest, bytes).
+async fn read_root(src: &Endpoint) -> Result<(String, Digest, bytes::Bytes), Error> {
+    match src {
+        Endpoint::Registry {
+            client,
+            repo,
+            reference,
+        } => {
+            let r = reference.as_deref().unwrap_or(imgref::DEFAULT_TAG);
+            let m = client.get_manifest(repo, r).await?;
+            Ok((m.media_type, m.digest, m.bytes))
+        }
+        Endpoint::Layout { layout, name } => {
+            let name = name.as_deref().ok_or_else(|| Error::NotInLayout {
+                path: layout.root().to_path_buf(),
+                name: String::new(),
+            })?;
+            let d = layout.resolve(name).await?;
+            let bytes = layout.read_blob(&d.digest).await?;
+            Ok((d.media_type, d.digest, bytes))
+        }
+    }
+}
+
+/// A manifest by digest from the source.
+async fn read_manifest(
+    src: &Endpoint,
+    digest: &Digest,
+    media_type: &str,
+) -> Result<(String, Digest, bytes::Bytes), Error> {
+    match src {
+        Endpoint::Registry { client, repo, .. } => {
+            let m = client.get_manifest(repo, digest.as_str()).await?;
+            Ok((m.media_type, m.digest, m.bytes))
+        }
+        Endpoint::Layout { layout, .. } => {
+            let bytes = layout.read_blob(digest).await?;
+            Ok((media_type.to_string(), digest.clone(), bytes))
+        }
+    }
+}
+
+/// What a reference resolves to, for lock files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// Digest of the manifest or index the reference names.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// For an index: each entry's platform (when given) and digest, in index order.
+    pub platforms: Vec<(Option<Platform>, Digest)>,
+}
+
+/// Resolves a tag or digest to its manifest digest and, for an index, per-platform digests.
+pub async fn resolve(client: &Client, repo: &Repo, reference: &str) -> Result<Resolved, Error> {
+    let m = client.get_manifest(repo, reference).await?;
+    let (media_type, parsed) =
+        Parsed::parse(&format!("{repo}:{reference}"), &m.media_type, &m.bytes)?;
+    let platforms = match parsed {
+        Parsed::Index { manifests } if is_index(&media_type) => manifests
+            .into_iter()
+            .map(|d| (d.platform, d.digest))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Resolved {
+        digest: m.digest,
+        media_type,
+        platforms,
+    })
+}

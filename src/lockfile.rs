@@ -1,0 +1,135 @@
+//! `airlock.lock`: every image reference resolved to the digest of its manifest or index, with
+//! the per-platform manifests under it. Written sorted and by hand (not by a serialiser) so that
+//! a change to one image is a change of a few lines in review; read with serde-saphyr.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The file looked for in the working directory by `rewrite --pin` and `pack`.
+pub const DEFAULT_LOCK: &str = "airlock.lock";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lockfile {
+    pub version: u32,
+    #[serde(default)]
+    pub images: Vec<Locked>,
+}
+
+/// One reference and what it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Locked {
+    /// The normalised reference as found (`docker.io/library/nginx:1.27`).
+    pub image: String,
+    /// Digest of the manifest or index the reference pointed at.
+    pub digest: String,
+    pub media_type: String,
+    /// For an index: each platform's manifest digest.
+    #[serde(default)]
+    pub platforms: Vec<LockedPlatform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPlatform {
+    pub platform: String,
+    pub digest: String,
+}
+
+impl Lockfile {
+    pub fn read(path: &Path) -> anyhow::Result<Lockfile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let lock: Lockfile = serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        anyhow::ensure!(
+            lock.version == VERSION,
+            "{}: lock file version {} is not {VERSION}",
+            path.display(),
+            lock.version
+        );
+        Ok(lock)
+    }
+
+    /// Digest by normalised reference, for pinning.
+    pub fn digests(&self) -> BTreeMap<String, String> {
+        self.images
+            .iter()
+            .map(|i| (i.image.clone(), i.digest.clone()))
+            .collect()
+    }
+
+    /// Add or replace entries, keeping the list sorted by image.
+    pub fn merge(&mut self, entries: impl IntoIterator<Item = Locked>) {
+        let mut by_image: BTreeMap<String, Locked> = self
+            .images
+            .drain(..)
+            .map(|i| (i.image.clone(), i))
+            .collect();
+        for e in entries {
+            by_image.insert(e.image.clone(), e);
+        }
+        self.images = by_image.into_values().collect();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# airlock.lock: every image reference and the digest it resolved to, written by `airlock lock`.\n\
+             # Review changes like code; regenerate rather than edit.\n",
+        );
+        out.push_str(&format!("version: {VERSION}\nimages:\n"));
+        for i in &self.images {
+            out.push_str(&format!(
+                "  - image: {}\n    digest: {}\n    mediaType: {}\n",
+                i.image, i.digest, i.media_type
+            ));
+            if !i.platforms.is_empty() {
+                out.push_str("    platforms:\n");
+                for p in &i.platforms {
+                    out.push_str(&format!(
+                        "      - platform: {}\n        digest: {}\n",
+                        p.platform, p.digest
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Write atomically: a temporary file beside the target, renamed over it.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        crate::fsutil::write_atomic(path, self.render().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_reads_back_and_is_sorted() {
+        let mut lock = Lockfile {
+            version: VERSION,
+            images: vec![],
+        };
+        let entry = |image: &str| Locked {
+            image: image.into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            platforms: vec![LockedPlatform {
+                platform: "linux/arm64/v8".into(),
+                digest: format!("sha256:{}", "b".repeat(64)),
+            }],
+        };
+        lock.merge([entry("quay.io/b/c:1"), entry("docker.io/library/nginx:1")]);
+        let text = lock.render();
+        let back: Lockfile = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.images[0].image, "docker.io/library/nginx:1");
+    }
+}

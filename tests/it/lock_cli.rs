@@ -1,0 +1,123 @@
+//! `airlock lock` against Debian's distribution registry on loopback, with images the test builds.
+
+use testimages::{
+    ImageSet, ImageSpec, LayerSpec, Media, Platform, Registry, RegistryKind, skopeo_copy,
+};
+
+use crate::{airlock, tempdir};
+
+/// A registry holding one OCI image and one Docker manifest list, pushed with skopeo.
+pub fn registry_with_images(kind: RegistryKind) -> (Registry, ImageSet, String, String) {
+    let set = ImageSet::temp().unwrap();
+    let image = set
+        .image(
+            "lab/app:1.0",
+            &ImageSpec::new(
+                Media::Oci,
+                Platform::linux_amd64(),
+                vec![LayerSpec::new(64 << 10, 1)],
+            ),
+        )
+        .unwrap();
+    let index = set
+        .index(
+            "lab/multi:1.0",
+            &[
+                ImageSpec::new(
+                    Media::Docker,
+                    Platform::linux_amd64(),
+                    vec![LayerSpec::new(60_000, 1), LayerSpec::new(30_000, 2)],
+                ),
+                ImageSpec::new(
+                    Media::Docker,
+                    Platform::linux_arm64(),
+                    vec![LayerSpec::new(60_000, 3)],
+                ),
+            ],
+            Media::Docker,
+        )
+        .unwrap();
+    let registry = Registry::start(kind).unwrap();
+    for name in ["lab/app:1.0", "lab/multi:1.0"] {
+        let mut args = vec!["--all".to_string(), "--preserve-digests".to_string()];
+        args.extend(registry.dest_args());
+        let dst = format!("docker://{}/{name}", registry.host());
+        skopeo_copy(&set.skopeo_source(name).unwrap(), &dst, &args).unwrap();
+    }
+    (
+        registry,
+        set,
+        image.digest().to_string(),
+        index.digest().to_string(),
+    )
+}
+
+#[test]
+fn lock_resolves_images_and_platforms_from_a_list() {
+    let (registry, _set, image_digest, index_digest) = registry_with_images(RegistryKind::PLAIN);
+    let dir = tempdir();
+    let host = registry.host();
+    std::fs::write(
+        dir.path().join("images.txt"),
+        format!("# images to mirror\n{host}/lab/multi:1.0\n{host}/lab/app:1.0  # the app\n"),
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["lock", "-f", "images.txt", "--insecure", &host])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = std::fs::read_to_string(dir.path().join("airlock.lock")).unwrap();
+    let app = lock.find(&format!(
+        "image: {host}/lab/app:1.0\n    digest: {image_digest}\n"
+    ));
+    let multi = lock.find(&format!(
+        "image: {host}/lab/multi:1.0\n    digest: {index_digest}\n"
+    ));
+    assert!(app.is_some() && multi.is_some() && app < multi, "{lock}");
+    assert!(
+        lock.contains("platform: linux/amd64") && lock.contains("platform: linux/arm64/v8"),
+        "{lock}"
+    );
+
+    // A reference that does not exist fails alone: the others are still locked, exit 3.
+    std::fs::write(
+        dir.path().join("images.txt"),
+        format!("{host}/lab/app:1.0\n{host}/lab/missing:1\n"),
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["lock", "-f", "images.txt", "--insecure", &host])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lab/missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("airlock.lock")).unwrap(),
+        lock,
+        "nothing lost"
+    );
+}
+
+#[test]
+fn a_bad_list_line_is_named() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("images.txt"), "nginx:1\nNot An Image\n").unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["lock", "-f", "images.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("images.txt:2"));
+}
