@@ -88,6 +88,10 @@ pub struct RewriteArgs {
     #[arg(long)]
     pub fix_implicit: bool,
 
+    /// Write the digests from a lock file (see `airlock lock`) into references written out whole.
+    #[arg(long, value_name = "LOCKFILE", num_args = 0..=1, default_missing_value = crate::lockfile::DEFAULT_LOCK)]
+    pub pin: Option<PathBuf>,
+
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
     #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
     pub jnlp_image: String,

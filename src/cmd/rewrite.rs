@@ -18,6 +18,10 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     };
     let plan_opts = rewrite::PlanOptions {
         fix_implicit: args.fix_implicit,
+        pins: match &args.pin {
+            Some(lock) => crate::lockfile::Lockfile::read(lock)?.digests(),
+            None => Default::default(),
+        },
     };
     let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
     for e in &errors {
@@ -44,7 +48,7 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for s in &scanned {
-        let plan = rewrite::plan(&s.text, &s.report.findings, &mapping, plan_opts)
+        let plan = rewrite::plan(&s.text, &s.report.findings, &mapping, &plan_opts)
             .with_context(|| format!("{}: cannot plan the edits", s.name))?;
         let index = discover::LineIndex::new(&s.text);
         for skip in &plan.skipped {
@@ -58,16 +62,8 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
             continue;
         }
         let new = rewrite::apply(&s.text, &plan.edits);
-        rewrite::verify(
-            &s.name,
-            &s.text,
-            &new,
-            &s.report.findings,
-            &plan,
-            &mapping,
-            &opts,
-        )
-        .with_context(|| format!("{}: refusing to rewrite", s.name))?;
+        rewrite::verify(&s.name, &s.text, &new, &plan, &opts)
+            .with_context(|| format!("{}: refusing to rewrite", s.name))?;
         changed += 1;
         if args.write {
             let Input::File(path) = &s.input else {

@@ -121,3 +121,54 @@ fn a_bad_list_line_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("images.txt:2"));
 }
+
+#[test]
+fn rewrite_pin_writes_the_locked_digest() {
+    let (registry, _set, image_digest, _) = registry_with_images(RegistryKind::PLAIN);
+    let dir = tempdir();
+    let host = registry.host();
+    let pod = format!(
+        "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: app # the app\n      image: \"{host}/lab/app:1.0\"\n"
+    );
+    std::fs::write(dir.path().join("pod.yaml"), &pod).unwrap();
+    let lock = airlock()
+        .current_dir(dir.path())
+        .args(["lock", "pod.yaml", "--insecure", &host])
+        .output()
+        .unwrap();
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
+    let out = airlock()
+        .current_dir(dir.path())
+        .args([
+            "rewrite",
+            "--registry",
+            "mirror.local:5000",
+            "--mapping",
+            "keep-host",
+            "--pin",
+            "--write",
+            "pod.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = pod.replace(
+        &format!("\"{host}/lab/app:1.0\""),
+        &format!(
+            "\"mirror.local:5000/{}/lab/app:1.0@{image_digest}\"",
+            host.replace(':', "_")
+        ),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pod.yaml")).unwrap(),
+        want
+    );
+}

@@ -2,6 +2,7 @@
 //! anchors, indentation, block scalars and line endings survive because only the bytes of image
 //! values (and an added `jnlpregistry:` line) are touched.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use discover::{Finding, Kind, PartRole};
@@ -42,12 +43,20 @@ pub struct Plan {
     /// Sorted by position, non-overlapping.
     pub edits: Vec<Edit>,
     pub skipped: Vec<Skipped>,
+    /// For each finding, in order: how a scan should read it once the edits are applied.
+    pub expected: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
     Mapping(#[from] MappingError),
+    #[error("the lock file's digest {digest} for {image} cannot be used: {reason}")]
+    BadPin {
+        image: String,
+        digest: String,
+        reason: String,
+    },
     #[error("bytes {start}..{end} would be rewritten both to {first:?} and to {second:?}")]
     Conflict {
         start: usize,
@@ -58,10 +67,22 @@ pub enum PlanError {
 }
 
 /// Options that widen what `plan` changes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     /// Add the setting that moves an implicit image (a Jenkins cloud's `jnlpregistry`).
     pub fix_implicit: bool,
+    /// Digests to write with each reference written out whole, by normalised reference (from
+    /// `airlock.lock`).
+    pub pins: BTreeMap<String, String>,
+}
+
+/// How a finding reads in a scan, for comparing a file before and after its edits.
+pub(crate) fn summary(f: &Finding) -> String {
+    format!(
+        "{} {}",
+        f.kind,
+        f.normalized().unwrap_or_else(|| f.image.clone())
+    )
 }
 
 /// Work out the edits that point every finding in `text` at the private registry.
@@ -69,62 +90,117 @@ pub fn plan(
     text: &str,
     findings: &[Finding],
     mapping: &Mapping,
-    opts: PlanOptions,
+    opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     for f in findings {
-        if f.kind == Kind::Built {
-            continue;
-        }
-        let Some(reference) = &f.reference else {
-            if f.kind == Kind::Templated {
-                // Split fields whose tag the chart fills in (`appVersion`): the name parts are
-                // written, and are changed like any composed reference.
-                if let Some(untagged) = untagged_composed(f) {
-                    let mapped = mapping.map(&untagged)?;
-                    if mapped != untagged {
-                        composed(f, &mapped, mapping, &mut plan);
-                    }
-                    continue;
-                }
-                match rename_written(text.get(f.span.clone()).unwrap_or(""), mapping)? {
-                    Some(new) => plan.edits.push(Edit::value(
-                        f.span.start..f.span.start + new.name_len,
-                        new.name,
-                    )),
-                    None => plan.skip(
-                        f,
-                        "templated: the value is filled in elsewhere; map it where it is set",
-                    ),
-                }
-            }
-            continue;
-        };
-        let mapped = mapping.map(reference)?;
-        if mapped == *reference {
-            continue;
-        }
-        match f.kind {
-            Kind::Implicit => implicit(text, f, reference, &mapped, opts, &mut plan),
-            Kind::Composed => composed(f, &mapped, mapping, &mut plan),
-            _ if f.exact => plan
-                .edits
-                .push(Edit::value(f.span.clone(), mapped.to_string())),
-            // Assembled from variables (`golang:${GO_VERSION}`): the name is still written out.
-            _ => match rename_written(text.get(f.span.clone()).unwrap_or(""), mapping)? {
-                Some(new) => plan.edits.push(Edit::value(
-                    f.span.start..f.span.start + new.name_len,
-                    new.name,
-                )),
-                None => plan.skip(
-                    f,
-                    "the value is escaped, folded or assembled from variables; edit it by hand",
-                ),
-            },
-        }
+        let before = (plan.edits.len(), plan.skipped.len());
+        let after = edit_finding(text, f, mapping, opts, &mut plan)?;
+        let edited = plan.skipped.len() == before.1 && plan.edits.len() > before.0;
+        plan.expected.push(match after {
+            Some(after) if edited => after,
+            _ => summary(f),
+        });
     }
     plan.normalise()?;
     Ok(plan)
+}
+
+/// Plan the edits for one finding; returns how it should read after them.
+fn edit_finding(
+    text: &str,
+    f: &Finding,
+    mapping: &Mapping,
+    opts: &PlanOptions,
+    plan: &mut Plan,
+) -> Result<Option<String>, PlanError> {
+    if f.kind == Kind::Built {
+        return Ok(None);
+    }
+    let written = text.get(f.span.clone()).unwrap_or("");
+    let Some(reference) = &f.reference else {
+        if f.kind != Kind::Templated {
+            return Ok(None);
+        }
+        // Split fields whose tag the chart fills in (`appVersion`): the name parts are
+        // written, and are changed like any composed reference.
+        if let Some(untagged) = untagged_composed(f) {
+            let mapped = mapping.map(&untagged)?;
+            if mapped != untagged {
+                composed(f, &mapped, mapping, plan);
+            }
+            return Ok(Some(format!("{} {mapped}", f.kind)));
+        }
+        return Ok(match rename_written(written, mapping)? {
+            Some(new) => {
+                plan.edits.push(Edit::value(
+                    f.span.start..f.span.start + new.name_len,
+                    new.name.clone(),
+                ));
+                Some(format!(
+                    "{} {}{}",
+                    f.kind,
+                    new.name,
+                    &f.image[new.name_len.min(f.image.len())..]
+                ))
+            }
+            None => {
+                plan.skip(
+                    f,
+                    "templated: the value is filled in elsewhere; map it where it is set",
+                );
+                None
+            }
+        });
+    };
+    let mapped = mapping.map(reference)?;
+    let mapped = match f.kind {
+        // Only a reference written out whole can carry a digest.
+        Kind::Literal | Kind::Heuristic if f.exact => pin(mapped, reference, &opts.pins)?,
+        _ => mapped,
+    };
+    if mapped == *reference {
+        return Ok(None);
+    }
+    let after = Some(format!("{} {}", f.kind, mapped.normalized()));
+    match f.kind {
+        Kind::Implicit => implicit(text, f, reference, &mapped, opts, plan),
+        Kind::Composed => composed(f, &mapped, mapping, plan),
+        _ if f.exact => plan
+            .edits
+            .push(Edit::value(f.span.clone(), mapped.to_string())),
+        // Assembled from variables (`golang:${GO_VERSION}`): the name is still written out.
+        _ => match rename_written(written, mapping)? {
+            Some(new) => plan.edits.push(Edit::value(
+                f.span.start..f.span.start + new.name_len,
+                new.name,
+            )),
+            None => plan.skip(
+                f,
+                "the value is escaped, folded or assembled from variables; edit it by hand",
+            ),
+        },
+    }
+    Ok(after)
+}
+
+/// Add the locked digest to a reference that has none.
+fn pin(
+    mapped: Reference,
+    original: &Reference,
+    pins: &BTreeMap<String, String>,
+) -> Result<Reference, PlanError> {
+    let Some(digest) = pins.get(&original.normalized().to_string()) else {
+        return Ok(mapped);
+    };
+    if mapped.digest().is_some() {
+        return Ok(mapped);
+    }
+    Reference::parse(&format!("{mapped}@{digest}")).map_err(|e| PlanError::BadPin {
+        image: original.to_string(),
+        digest: digest.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// The new spelling of a written reference's name, when the name is written out literally and
@@ -221,7 +297,7 @@ fn implicit(
     f: &Finding,
     reference: &Reference,
     mapped: &Reference,
-    opts: PlanOptions,
+    opts: &PlanOptions,
     plan: &mut Plan,
 ) {
     if !opts.fix_implicit {

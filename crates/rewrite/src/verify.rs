@@ -3,9 +3,9 @@
 
 use std::ops::Range;
 
-use discover::{Finding, Kind, Options};
+use discover::Options;
 
-use crate::{Edit, Mapping, Plan, shift};
+use crate::{Edit, Plan, shift};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -34,9 +34,7 @@ pub fn verify(
     name: &str,
     old: &str,
     new: &str,
-    old_findings: &[Finding],
     plan: &Plan,
-    mapping: &Mapping,
     opts: &Options,
 ) -> Result<(), VerifyError> {
     if discover::is_yaml(name, old) {
@@ -49,11 +47,8 @@ pub fn verify(
             message: e.message.clone(),
         });
     }
-    let mut expected: Vec<String> = old_findings
-        .iter()
-        .map(|f| expected_after(f, plan, mapping))
-        .collect();
-    let mut found: Vec<String> = report.findings.iter().map(summary).collect();
+    let mut expected = plan.expected.clone();
+    let mut found: Vec<String> = report.findings.iter().map(crate::edit::summary).collect();
     expected.sort();
     found.sort();
     if expected != found {
@@ -73,40 +68,6 @@ pub fn verify(
         });
     }
     Ok(())
-}
-
-fn summary(f: &Finding) -> String {
-    format!(
-        "{} {}",
-        f.kind,
-        f.normalized().unwrap_or_else(|| f.image.clone())
-    )
-}
-
-/// What a finding should read after the plan: mapped unless the plan skipped it.
-fn expected_after(f: &Finding, plan: &Plan, mapping: &Mapping) -> String {
-    let skipped = plan
-        .skipped
-        .iter()
-        .any(|s| s.span == f.span && s.image == f.image);
-    match (&f.reference, f.kind) {
-        (Some(r), kind) if kind != Kind::Built && !skipped => match mapping.map(r) {
-            Ok(m) => format!("{} {}", f.kind, m.normalized()),
-            Err(_) => summary(f),
-        },
-        (None, Kind::Templated) if !skipped && !f.parts.is_empty() => {
-            match crate::edit::untagged_composed(f).map(|r| mapping.map(&r)) {
-                Some(Ok(mapped)) => format!("{} {mapped}", f.kind),
-                _ => summary(f),
-            }
-        }
-        (None, Kind::Templated) if !skipped => match crate::edit::rename_written(&f.image, mapping)
-        {
-            Ok(Some(new)) => format!("{} {}{}", f.kind, new.name, &f.image[new.name_len..]),
-            _ => summary(f),
-        },
-        _ => summary(f),
-    }
 }
 
 /// Every YAML scalar that no edit touches keeps its value, in the same order.

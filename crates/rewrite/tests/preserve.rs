@@ -89,9 +89,9 @@ proptest! {
         let opts = Options::default();
         let report = discover::scan_file("pod.yaml", doc.text.as_bytes(), &opts);
         prop_assert!(report.errors.is_empty(), "{:?}\n{}", report.errors, doc.text);
-        let plan = rewrite::plan(&doc.text, &report.findings, &mapping, PlanOptions::default()).unwrap();
+        let plan = rewrite::plan(&doc.text, &report.findings, &mapping, &PlanOptions::default()).unwrap();
         let new = rewrite::apply(&doc.text, &plan.edits);
-        rewrite::verify("pod.yaml", &doc.text, &new, &report.findings, &plan, &mapping, &opts)
+        rewrite::verify("pod.yaml", &doc.text, &new, &plan, &opts)
             .map_err(|e| TestCaseError::fail(format!("{e}\n{}", doc.text)))?;
 
         let before = discover::yaml_scalars(&doc.text).unwrap();
