@@ -120,6 +120,7 @@ impl Layout {
             digest: digest.clone(),
             size,
             done: false,
+            progress: None,
         })
     }
 
@@ -281,9 +282,16 @@ pub struct BlobWriter {
     digest: Digest,
     size: Option<u64>,
     done: bool,
+    progress: Option<Arc<AtomicU64>>,
 }
 
 impl BlobWriter {
+    /// Adds every byte written to `counter` as it is written (for progress displays).
+    pub fn with_progress(mut self, counter: Arc<AtomicU64>) -> BlobWriter {
+        self.progress = Some(counter);
+        self
+    }
+
     /// Flushes, checks size and digest, fsyncs and renames to the final name. On a mismatch the
     /// partial file is removed and nothing is stored.
     pub async fn commit(mut self) -> Result<u64, Error> {
@@ -342,6 +350,9 @@ impl AsyncWrite for BlobWriter {
         match Pin::new(&mut this.file).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 this.hasher.update(&buf[..n]);
+                if let Some(p) = &this.progress {
+                    p.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 Poll::Ready(Ok(n))
             }
             other => other,

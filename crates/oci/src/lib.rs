@@ -2,6 +2,7 @@
 //! store with tar archives, and the [`transfer`] engine that copies images between them without
 //! ever sending a blob twice or keeping bytes that do not match their digest.
 
+pub mod archive;
 pub mod auth;
 pub mod client;
 pub mod digest;
@@ -10,6 +11,7 @@ pub mod layout;
 pub mod manifest;
 pub mod transfer;
 
+pub use archive::{Compression, read_archive, write_archive};
 pub use auth::Credential;
 pub use client::{Client, ClientOptions, Manifest, ManifestHead, MountResult, Repo, UploadSession};
 pub use digest::Digest;

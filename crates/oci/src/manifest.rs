@@ -147,6 +147,7 @@ struct Raw {
 }
 
 /// A parsed view of a manifest or index.
+#[allow(clippy::large_enum_variant)] // short-lived, one per manifest being walked
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// A single image: its config and layers.

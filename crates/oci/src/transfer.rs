@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt, try_join_all};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::client::{Client, MONOLITHIC_MAX, MountResult, Repo};
+use crate::client::{BlobStream, Client, MONOLITHIC_MAX, MountResult, Repo};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::layout::Layout;
@@ -127,6 +127,7 @@ struct Counters {
     blobs_mounted: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_skipped: AtomicU64,
+    bytes_moved: Arc<AtomicU64>,
     manifests_sent: AtomicU64,
     manifests_skipped: AtomicU64,
     images_ok: AtomicU64,
@@ -146,6 +147,9 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Bytes of blobs skipped or mounted.
     pub bytes_skipped: u64,
+    /// Bytes moved so far, counted as they stream (in-progress blobs included; a retried blob
+    /// counts again). For progress displays and rates; `bytes_sent` is the settled total.
+    pub bytes_moved: u64,
     /// Manifests and indexes written.
     pub manifests_sent: u64,
     /// Manifests the target already had.
@@ -184,13 +188,16 @@ pub struct ImageResult {
     pub outcome: Result<CopiedImage, Error>,
 }
 
+/// (target endpoint key, blob digest): one lock each, so a shared blob is sent once.
+type BlobKey = (String, Digest);
+
 /// The engine; share one per run so concurrency limits and counters are global.
 #[derive(Clone)]
 pub struct Transfer {
     opts: TransferOptions,
     counters: Arc<Counters>,
     blobs: Arc<Semaphore>,
-    in_flight: Arc<Mutex<HashMap<(String, Digest), Arc<Mutex<()>>>>>,
+    in_flight: Arc<Mutex<HashMap<BlobKey, Arc<Mutex<()>>>>>,
 }
 
 impl Transfer {
@@ -214,6 +221,7 @@ impl Transfer {
             blobs_mounted: g(&c.blobs_mounted),
             bytes_sent: g(&c.bytes_sent),
             bytes_skipped: g(&c.bytes_skipped),
+            bytes_moved: g(&c.bytes_moved),
             manifests_sent: g(&c.manifests_sent),
             manifests_skipped: g(&c.manifests_skipped),
             images_ok: g(&c.images_ok),
@@ -271,10 +279,37 @@ impl Transfer {
             Endpoint::Layout { name, .. } => name.clone(),
         };
         let mut manifests = Vec::new();
+        // Rerun fast path: the target name already points at exactly this image (a registry
+        // holds a manifest only with all it references).
+        if let Endpoint::Registry { client, repo, .. } = dst
+            && (self.opts.platforms.is_empty() || matches!(parsed, Parsed::Image { .. }))
+        {
+            let reference = target_name.as_deref().unwrap_or(digest.as_str());
+            if let Some(h) = client.head_manifest(repo, reference).await?
+                && h.digest.as_ref() == Some(&digest)
+            {
+                self.counters
+                    .manifests_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                let manifests = match parsed {
+                    Parsed::Index { manifests } => manifests
+                        .into_iter()
+                        .map(|d| (d.platform, d.digest))
+                        .collect(),
+                    Parsed::Image { .. } => vec![(None, digest.clone())],
+                };
+                return Ok(CopiedImage {
+                    source_digest: digest.clone(),
+                    media_type,
+                    target_digest: Some(digest),
+                    index_preserved: true,
+                    manifests,
+                });
+            }
+        }
         match parsed {
             Parsed::Image { .. } => {
-                self.copy_node(src, dst, &media_type, &digest, bytes.clone(), parsed)
-                    .await?;
+                self.copy_node(src, dst, &digest, parsed).await?;
                 self.put_manifest(
                     dst,
                     &media_type,
@@ -319,6 +354,9 @@ impl Transfer {
                 }
                 let all = selected.len() == children.len();
                 try_join_all(selected.iter().map(|d| self.copy_child(src, dst, d))).await?;
+                if all {
+                    self.copy_referrers(src, dst, &digest).await?;
+                }
                 manifests.extend(
                     selected
                         .iter()
@@ -374,7 +412,12 @@ impl Transfer {
         d: &'a Descriptor,
     ) -> BoxFuture<'a, Result<(), Error>> {
         async move {
-            if self.target_has_manifest(dst, &d.digest).await? {
+            // A registry refuses a manifest whose blobs it lacks, so a manifest present there
+            // means its whole tree is: skip it (fast reruns). A layout is checked blob by blob
+            // (a stat each), so a damaged layout is repaired by a rerun.
+            if matches!(dst, Endpoint::Registry { .. })
+                && self.target_has_manifest(dst, &d.digest).await?
+            {
                 self.counters
                     .manifests_skipped
                     .fetch_add(1, Ordering::Relaxed);
@@ -382,8 +425,7 @@ impl Transfer {
             }
             let (mt, digest, bytes) = read_manifest(src, &d.digest, &d.media_type).await?;
             let (mt, parsed) = Parsed::parse(&digest.to_string(), &mt, &bytes)?;
-            self.copy_node(src, dst, &mt, &digest, bytes.clone(), parsed)
-                .await?;
+            self.copy_node(src, dst, &digest, parsed).await?;
             self.put_manifest(dst, &mt, &digest, bytes, None, None)
                 .await
         }
@@ -396,9 +438,7 @@ impl Transfer {
         &self,
         src: &Endpoint,
         dst: &Endpoint,
-        _media_type: &str,
         digest: &Digest,
-        _bytes: bytes::Bytes,
         parsed: Parsed,
     ) -> Result<(), Error> {
         match parsed {
@@ -410,6 +450,17 @@ impl Transfer {
                 try_join_all(manifests.iter().map(|d| self.copy_child(src, dst, d))).await?;
             }
         }
+        self.copy_referrers(src, dst, digest).await
+    }
+
+    /// Copies the OCI referrers (signatures, SBOMs) of `digest`, registry to registry, when the
+    /// source has the referrers API.
+    async fn copy_referrers(
+        &self,
+        src: &Endpoint,
+        dst: &Endpoint,
+        digest: &Digest,
+    ) -> Result<(), Error> {
         if self.opts.referrers
             && let (Endpoint::Registry { client, repo, .. }, Endpoint::Registry { .. }) = (src, dst)
             && let Some(refs) = client.list_referrers(repo, digest).await?
@@ -515,6 +566,17 @@ impl Transfer {
         }
     }
 
+    /// Counts a stream's bytes into `bytes_moved` as they pass.
+    fn counted(&self, s: BlobStream) -> BlobStream {
+        let n = self.counters.bytes_moved.clone();
+        Box::pin(s.map(move |r| {
+            if let Ok(b) = &r {
+                n.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+            r
+        }))
+    }
+
     async fn copy_blob_once(
         &self,
         src: &Endpoint,
@@ -527,7 +589,10 @@ impl Transfer {
                 if layout.has_blob(digest, Some(size)).await {
                     return Ok(How::Skipped);
                 }
-                let mut w = layout.blob_writer(digest, Some(size)).await?;
+                let mut w = layout
+                    .blob_writer(digest, Some(size))
+                    .await?
+                    .with_progress(self.counters.bytes_moved.clone());
                 match src {
                     Endpoint::Registry { client, repo, .. } => {
                         client.get_blob(repo, digest, Some(size), &mut w).await?;
@@ -565,9 +630,16 @@ impl Transfer {
                 };
                 match src {
                     Endpoint::Layout { layout, .. } => {
-                        client
-                            .upload_file(session, digest, &layout.blob_path(digest))
-                            .await?;
+                        if size <= MONOLITHIC_MAX {
+                            let bytes = layout.read_blob(digest).await?;
+                            client.upload_bytes(session, digest, bytes).await?;
+                            self.counters.bytes_moved.fetch_add(size, Ordering::Relaxed);
+                        } else {
+                            let stream = self.counted(layout.open_blob(digest, Some(size)).await?);
+                            client
+                                .upload_stream(session, digest, Some(size), stream)
+                                .await?;
+                        }
                     }
                     Endpoint::Registry {
                         client: sc,
@@ -578,8 +650,10 @@ impl Transfer {
                             let mut buf = Vec::with_capacity(size as usize);
                             sc.get_blob(from, digest, Some(size), &mut buf).await?;
                             client.upload_bytes(session, digest, buf.into()).await?;
+                            self.counters.bytes_moved.fetch_add(size, Ordering::Relaxed);
                         } else {
                             let (stream, _) = sc.open_blob(from, digest, Some(size)).await?;
+                            let stream = self.counted(stream);
                             client
                                 .upload_stream(session, digest, Some(size), stream)
                                 .await?;

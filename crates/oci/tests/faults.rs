@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mock::{Reply, Req, Server};
-use oci::{Client, ClientOptions, Credential, Digest, Endpoint, Layout, MountResult, Repo, Transfer, TransferOptions};
+use oci::{
+    Client, ClientOptions, Credential, Digest, Endpoint, Layout, MountResult, Repo, Transfer,
+    TransferOptions,
+};
 
 fn client(host: &str, creds: Option<Credential>) -> Client {
     Client::new(ClientOptions {
@@ -41,7 +44,11 @@ async fn bearer_challenge_token_fetched_once_with_basic_creds() {
         if r.path.starts_with("/token") {
             t.fetch_add(1, Ordering::SeqCst);
             assert!(r.path.contains("service=svc"), "{}", r.path);
-            assert!(r.path.contains("scope=repository%3Aapp%3Apull"), "{}", r.path);
+            assert!(
+                r.path.contains("scope=repository%3Aapp%3Apull"),
+                "{}",
+                r.path
+            );
             // u:p in base64
             assert_eq!(r.header("authorization"), Some("Basic dTpw"));
             return Reply::new(200).body(r#"{"token":"T1","expires_in":300}"#);
@@ -80,7 +87,10 @@ async fn wrong_password_is_unauthorized_not_retried_forever() {
         .get_manifest(&Repo::new(server.host.clone(), "app"), "1")
         .await
         .unwrap_err();
-    assert!(matches!(e, oci::Error::Unauthorized { status: 401, .. }), "{e}");
+    assert!(
+        matches!(e, oci::Error::Unauthorized { status: 401, .. }),
+        "{e}"
+    );
     assert!(!e.to_string().contains("wrong"));
     assert_eq!(server.count("GET", "/v2/"), 2);
 }
@@ -102,7 +112,11 @@ async fn too_many_requests_honours_retry_after() {
     c.get_manifest(&Repo::new(server.host.clone(), "app"), "1")
         .await
         .unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(950), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(n.load(Ordering::SeqCst), 2);
 }
 
@@ -125,7 +139,17 @@ async fn server_errors_are_retried_then_reported() {
     c.get_manifest(&repo, "flaky").await.unwrap();
     assert_eq!(n.load(Ordering::SeqCst), 3);
     let e = c.get_manifest(&repo, "down").await.unwrap_err();
-    assert!(matches!(e, oci::Error::RetriesExhausted { attempts: 4, status: 503, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            oci::Error::RetriesExhausted {
+                attempts: 4,
+                status: 503,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 fn blob() -> (Vec<u8>, Digest) {
@@ -150,16 +174,28 @@ async fn dropped_connection_mid_blob_resumes_with_range() {
             };
         }
         let range = r.header("range").expect("resume must send Range");
-        let from: usize = range.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+        let from: usize = range
+            .trim_start_matches("bytes=")
+            .trim_end_matches('-')
+            .parse()
+            .unwrap();
         Reply::new(206)
-            .header("content-range", &format!("bytes {from}-{}/{}", d2.len() - 1, d2.len()))
+            .header(
+                "content-range",
+                &format!("bytes {from}-{}/{}", d2.len() - 1, d2.len()),
+            )
             .body(d2[from..].to_vec())
     })
     .await;
     let c = client(&server.host, None);
     let mut out = Vec::new();
     let got = c
-        .get_blob(&Repo::new(server.host.clone(), "app"), &digest, Some(data.len() as u64), &mut out)
+        .get_blob(
+            &Repo::new(server.host.clone(), "app"),
+            &digest,
+            Some(data.len() as u64),
+            &mut out,
+        )
         .await
         .unwrap();
     assert_eq!(got, data.len() as u64);
@@ -205,7 +241,10 @@ async fn corrupt_blob_is_refused_and_never_stored() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(&e, oci::Error::DigestMismatch { expected, .. } if *expected == digest), "{e}");
+    assert!(
+        matches!(&e, oci::Error::DigestMismatch { expected, .. } if *expected == digest),
+        "{e}"
+    );
     assert!(!layout.has_blob(&digest, None).await);
     let leftovers: Vec<String> = std::fs::read_dir(tmp.path().join("blobs/sha256"))
         .unwrap()
@@ -213,7 +252,10 @@ async fn corrupt_blob_is_refused_and_never_stored() {
         .filter(|n| n.contains(digest.hex()))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    assert!(layout.resolve("app:1").await.is_err(), "image must not be named");
+    assert!(
+        layout.resolve("app:1").await.is_err(),
+        "image must not be named"
+    );
     assert_eq!(t.stats().images_failed, 1);
     // Not transient: fetched once per attempt of the client (no blob-level retries).
     assert_eq!(server.count("GET", &format!("/v2/app/blobs/{digest}")), 1);
@@ -240,7 +282,12 @@ async fn mount_202_falls_back_to_the_returned_session() {
             Reply::new(202).header("location", "/v2/dst/blobs/uploads/sess-1?_state=x")
         }
         "PUT" => {
-            assert!(r.path.starts_with("/v2/dst/blobs/uploads/sess-1?_state=x&digest=sha256"), "{}", r.path);
+            assert!(
+                r.path
+                    .starts_with("/v2/dst/blobs/uploads/sess-1?_state=x&digest=sha256"),
+                "{}",
+                r.path
+            );
             assert_eq!(r.body, b"hello");
             Reply::new(201)
         }
@@ -251,9 +298,37 @@ async fn mount_202_falls_back_to_the_returned_session() {
     let d = Digest::of(b"hello");
     let dst = Repo::new(server.host.clone(), "dst");
     let from = Repo::new(server.host.clone(), "src/repo");
-    let MountResult::Upload(session) = c.start_upload(&dst, Some((&d, &from))).await.unwrap() else {
+    let MountResult::Upload(session) = c.start_upload(&dst, Some((&d, &from))).await.unwrap()
+    else {
         panic!("expected fallback to upload");
     };
-    c.upload_bytes(session, &d, bytes::Bytes::from_static(b"hello")).await.unwrap();
+    c.upload_bytes(session, &d, bytes::Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
     assert_eq!(server.count("PUT", "/v2/dst/blobs/uploads/sess-1"), 1);
+}
+
+#[tokio::test]
+async fn manifest_body_cut_short_is_retried() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let server = Server::start(move |_r: &Req| {
+        if n2.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::Truncated {
+                status: 200,
+                headers: vec![("content-type".into(), oci::manifest::OCI_MANIFEST.into())],
+                declared: MANIFEST.len(),
+                body: MANIFEST.as_bytes()[..40].to_vec(),
+            };
+        }
+        manifest_reply()
+    })
+    .await;
+    let c = client(&server.host, None);
+    let m = c
+        .get_manifest(&Repo::new(server.host.clone(), "app"), "1")
+        .await
+        .unwrap();
+    assert_eq!(&m.bytes[..], MANIFEST.as_bytes());
+    assert_eq!(n.load(Ordering::SeqCst), 2);
 }

@@ -179,6 +179,65 @@ async fn layout_to_registry_to_layout_roundtrip_and_rerun_skips() {
     .unwrap();
     let raw = testimages::skopeo_inspect_raw(&dst, &reg.inspect_args()).unwrap();
     assert_eq!(testimages::sha256_digest(&raw), idx.digest());
+
+    // Interrupted pack (a blob lost, a stale partial left by kill -9): the rerun fetches only
+    // the missing blob.
+    let big = &idx.images[0].layers[1].blob;
+    std::fs::remove_file(out.blob_path(&big.digest.parse().unwrap())).unwrap();
+    std::fs::write(
+        out.root().join("blobs/sha256/.deadbeef.1-0.partial"),
+        b"junk",
+    )
+    .unwrap();
+    let out = Layout::create(out.root()).await.unwrap();
+    assert!(
+        !out.root()
+            .join("blobs/sha256/.deadbeef.1-0.partial")
+            .exists()
+    );
+    let t4 = Transfer::new(TransferOptions::default());
+    t4.copy(
+        &Endpoint::registry(&client, Repo::new(reg.host(), "demo/multi"), Some("1.0")),
+        &Endpoint::layout(&out, Some("demo/multi:1.0")),
+    )
+    .await
+    .unwrap();
+    let s4 = t4.stats();
+    assert_eq!(
+        (s4.blobs_sent, s4.bytes_sent, s4.bytes_moved),
+        (1, big.size, big.size),
+        "{s4:?}"
+    );
+
+    // Registry -> another registry (no mount possible): streamed, digests preserved.
+    let reg2 = Registry::start(RegistryKind {
+        auth: true,
+        tls: true,
+    })
+    .unwrap();
+    let client2 = client_for(&reg2);
+    let t5 = Transfer::new(TransferOptions::default());
+    let c = t5
+        .copy(
+            &Endpoint::registry(&client, Repo::new(reg.host(), "demo/multi"), Some("1.0")),
+            &Endpoint::registry(
+                &client2,
+                Repo::new(reg2.host(), "mirror/multi"),
+                Some("1.0"),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.target_digest.unwrap().as_str(), idx.digest());
+    let s5 = t5.stats();
+    assert_eq!(s5.blobs_sent, 5, "{s5:?}");
+    assert_eq!(s5.bytes_moved, s5.bytes_sent, "{s5:?}");
+    let raw = testimages::skopeo_inspect_raw(
+        &format!("docker://{}/mirror/multi:1.0", reg2.host()),
+        &reg2.inspect_args(),
+    )
+    .unwrap();
+    assert_eq!(testimages::sha256_digest(&raw), idx.digest());
     let _ = docker;
 }
 
@@ -278,4 +337,83 @@ async fn skopeo_push_then_client_reads_and_mirrors_with_mount_over_tls_and_auth(
         .unwrap();
     assert_eq!(n, layer.size);
     assert_eq!(testimages::sha256_digest(&buf), layer.digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_is_read_by_skopeo_and_reads_back_into_a_layout() {
+    if !tools() {
+        return;
+    }
+    let (set, idx, docker) = images();
+    let reg = Registry::start(RegistryKind {
+        auth: false,
+        tls: false,
+    })
+    .unwrap();
+    let client = client_for(&reg);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Layout::open(set.path()).await.unwrap();
+    let tar = tmp.path().join("bundle.tar");
+    oci::write_archive(&src, &tar, oci::Compression::None)
+        .await
+        .unwrap();
+    assert!(!tmp.path().join("bundle.tar.partial").exists());
+
+    let dst = format!("docker://{}/from/archive:1", reg.host());
+    let mut args = vec!["--all".to_string(), "--preserve-digests".to_string()];
+    args.extend(reg.dest_args());
+    testimages::skopeo_copy(
+        &format!("oci-archive:{}:demo/multi:1.0", tar.display()),
+        &dst,
+        &args,
+    )
+    .unwrap();
+    let raw = testimages::skopeo_inspect_raw(&dst, &reg.inspect_args()).unwrap();
+    assert_eq!(testimages::sha256_digest(&raw), idx.digest());
+
+    // zstd round trip through our own reader, then push from the extracted layout.
+    let zst = tmp.path().join("bundle.tar.zst");
+    oci::write_archive(&src, &zst, oci::Compression::from_path(&zst))
+        .await
+        .unwrap();
+    let back = oci::read_archive(&zst, tmp.path().join("extracted"))
+        .await
+        .unwrap();
+    assert_eq!(
+        back.resolve("demo/docker:2.0")
+            .await
+            .unwrap()
+            .digest
+            .as_str(),
+        docker.digest()
+    );
+    let t = Transfer::new(TransferOptions::default());
+    let c = t
+        .copy(
+            &Endpoint::layout(&back, Some("demo/docker:2.0")),
+            &Endpoint::registry(&client, Repo::new(reg.host(), "from/docker"), Some("2.0")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.target_digest.unwrap().as_str(), docker.digest());
+    let raw = testimages::skopeo_inspect_raw(
+        &format!("docker://{}/from/docker:2.0", reg.host()),
+        &reg.inspect_args(),
+    )
+    .unwrap();
+    assert_eq!(testimages::sha256_digest(&raw), docker.digest());
+
+    // Reading the same archive again into the same layout adds nothing and keeps names.
+    let again = oci::read_archive(&tar, tmp.path().join("extracted"))
+        .await
+        .unwrap();
+    let names: Vec<_> = again
+        .index()
+        .await
+        .unwrap()
+        .manifests
+        .iter()
+        .filter_map(|d| d.ref_name().map(String::from))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -53,6 +53,21 @@ impl Client {
     /// GETs a manifest by tag or digest. When `reference` is a digest the bytes must hash to it;
     /// when the registry sends `Docker-Content-Digest` the bytes must hash to that too.
     pub async fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<Manifest, Error> {
+        // `send` retries until response headers arrive; a connection dropped while reading the
+        // body is retried here.
+        let mut failures = 0;
+        loop {
+            match self.get_manifest_once(repo, reference).await {
+                Err(Error::Network { .. }) if failures < self.inner.opts.retries => {
+                    failures += 1;
+                    tokio::time::sleep(self.backoff(failures)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn get_manifest_once(&self, repo: &Repo, reference: &str) -> Result<Manifest, Error> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
         let req = Request::new(Method::GET, url.clone()).header(ACCEPT, &accept());
         let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;

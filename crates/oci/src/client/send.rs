@@ -112,7 +112,9 @@ impl Client {
                         .get(WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    let progressed = self.on_challenge(repo, scopes, header.as_deref()).await?;
+                    let progressed = self
+                        .on_challenge(repo, scopes, header.as_deref(), auth.is_some())
+                        .await?;
                     if !progressed {
                         return Err(unauthorized(repo, &req.url, status));
                     }
@@ -190,11 +192,11 @@ impl Client {
         repo: &Repo,
         scopes: &Scopes,
         header: Option<&str>,
+        had_auth: bool,
     ) -> Result<bool, Error> {
         let host = repo.registry.as_str();
         let challenge = header.and_then(crate::auth::parse_challenge);
         let mut cache = self.inner.auth.lock().await;
-        let before = cache.hosts.get(host).cloned();
         match challenge {
             Some(Challenge::Basic) => {
                 drop(cache);
@@ -202,9 +204,10 @@ impl Client {
                     return Ok(false);
                 }
                 let mut cache = self.inner.auth.lock().await;
-                let progressed = !matches!(before, Some(HostAuth::Basic));
                 cache.hosts.insert(host.to_string(), HostAuth::Basic);
-                Ok(progressed)
+                // Sent without credentials (first contact, or a concurrent request learnt the
+                // scheme meanwhile): retry with them. Sent with them: they are wrong.
+                Ok(!had_auth)
             }
             Some(Challenge::Bearer {
                 realm,

@@ -78,7 +78,9 @@ impl Server {
         let l = log.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let (h, l) = (handler.clone(), l.clone());
                 tokio::spawn(async move {
                     let _ = serve(sock, h, l).await;
@@ -100,7 +102,11 @@ impl Server {
     }
 }
 
-async fn serve(mut sock: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>) -> std::io::Result<()> {
+async fn serve(
+    mut sock: TcpStream,
+    handler: Handler,
+    log: Arc<Mutex<Vec<Req>>>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -124,7 +130,12 @@ async fn serve(mut sock: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>)
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         let mut body = Vec::new();
         if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             loop {
@@ -134,7 +145,9 @@ async fn serve(mut sock: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>)
                     }
                     read_more(&mut sock, &mut buf).await?;
                 };
-                let size = usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16).unwrap_or(0);
+                let size =
+                    usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16)
+                        .unwrap_or(0);
                 buf.drain(..line_end + 2);
                 while buf.len() < size + 2 {
                     read_more(&mut sock, &mut buf).await?;
@@ -151,11 +164,20 @@ async fn serve(mut sock: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>)
             }
             body = buf.drain(..len).collect();
         }
-        let req = Req { method, path, headers, body };
+        let req = Req {
+            method,
+            path,
+            headers,
+            body,
+        };
         let reply = handler(&req);
         log.lock().unwrap().push(req);
         match reply {
-            Reply::Full { status, headers, body } => {
+            Reply::Full {
+                status,
+                headers,
+                body,
+            } => {
                 let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
                 for (k, v) in headers {
                     out.push_str(&format!("{k}: {v}\r\n"));
@@ -164,7 +186,12 @@ async fn serve(mut sock: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>)
                 sock.write_all(out.as_bytes()).await?;
                 sock.write_all(&body).await?;
             }
-            Reply::Truncated { status, headers, declared, body } => {
+            Reply::Truncated {
+                status,
+                headers,
+                declared,
+                body,
+            } => {
                 let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {declared}\r\n");
                 for (k, v) in headers {
                     out.push_str(&format!("{k}: {v}\r\n"));
