@@ -42,6 +42,19 @@ pub enum Command {
     /// stable, for review; `rewrite --pin` writes its digests into the configuration.
     Lock(LockArgs),
 
+    /// Pull images into an OCI layout or archive (.tar, .tar.zst) to carry across the air gap.
+    ///
+    /// Images come from scanning PATHs, a list (-f) or a lock file (--lock, at the locked
+    /// digests). Every platform by default. A failed run keeps what it fetched: run it again.
+    Pack(PackArgs),
+
+    /// Load a layout or archive made by `pack` into the private registry (--to / --registry),
+    /// naming each image with the mapping `rewrite` uses.
+    Push(PushArgs),
+
+    /// Copy images from their registries straight into the private registry (--to / --registry).
+    Mirror(MirrorArgs),
+
     /// Enforce the policy: allowed registries, pinned versions, pull secrets, implicit images.
     ///
     /// Rules: registry-not-allowed, latest-tag, missing-digest, implicit-image,
@@ -147,6 +160,52 @@ pub struct LockArgs {
 
     #[command(flatten)]
     pub registry: crate::registry::RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub images: crate::registry::ImageArgs,
+
+    /// An OCI layout directory, or an archive of one (`.tar`, `.tar.zst`).
+    #[arg(short, long, value_name = "DIR|ARCHIVE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub transfer: crate::cmd::transfer::TransferArgs,
+
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// An OCI layout directory or archive made by `airlock pack`.
+    pub source: PathBuf,
+
+    #[command(flatten)]
+    pub transfer: crate::cmd::transfer::TransferArgs,
+
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    #[command(flatten)]
+    pub images: crate::registry::ImageArgs,
+
+    #[command(flatten)]
+    pub transfer: crate::cmd::transfer::TransferArgs,
+
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -50,7 +50,7 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 
     /// Target registry, host[:port][/prefix].
-    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    #[arg(long, visible_alias = "to", value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,
 
     /// How public names map under the target: replace-host or keep-host.

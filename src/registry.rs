@@ -56,3 +56,73 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("cannot start the async runtime")
 }
+
+/// Which images a transfer verb moves: found in configuration, listed in a file, or pinned in a
+/// lock file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageArgs {
+    /// Configuration to take the images from [default: . unless -f or --lock is given].
+    pub paths: Vec<PathBuf>,
+
+    /// A file listing images, one a line (`#` comments allowed).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub list: Option<PathBuf>,
+
+    /// Take the images from a lock file, at their locked digests.
+    #[arg(long, value_name = "LOCKFILE")]
+    pub lock: Option<PathBuf>,
+
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
+    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
+    pub jnlp_image: String,
+}
+
+/// One image to move: its normalised reference and, when locked, the digest to fetch.
+pub struct Image {
+    pub reference: imgref::Reference,
+    pub digest: Option<String>,
+}
+
+impl Image {
+    /// The source endpoint: at the locked digest when there is one, else at the tag.
+    pub fn source(&self, client: &oci::Client) -> oci::Endpoint {
+        let r = &self.reference;
+        let at = self
+            .digest
+            .as_deref()
+            .or(r.digest())
+            .or(r.tag())
+            .unwrap_or(imgref::DEFAULT_TAG);
+        oci::Endpoint::registry(client, oci::Repo::from_reference(r), Some(at))
+    }
+
+    /// The name the image gets in a layout (`org.opencontainers.image.ref.name`).
+    pub fn name(&self) -> String {
+        self.reference.to_string()
+    }
+}
+
+impl ImageArgs {
+    pub fn select(&self) -> anyhow::Result<Vec<Image>> {
+        let mut images: Vec<Image> = Vec::new();
+        if let Some(lock) = &self.lock {
+            for entry in crate::lockfile::Lockfile::read(lock)?.images {
+                let reference = imgref::Reference::parse(&entry.image)
+                    .with_context(|| format!("{}: {}", lock.display(), entry.image))?;
+                images.push(Image {
+                    reference,
+                    digest: Some(entry.digest),
+                });
+            }
+        }
+        if self.lock.is_none() || self.list.is_some() || !self.paths.is_empty() {
+            let refs =
+                crate::inputs::references(&self.paths, self.list.as_deref(), &self.jnlp_image)?;
+            images.extend(refs.into_iter().map(|reference| Image {
+                reference,
+                digest: None,
+            }));
+        }
+        Ok(images)
+    }
+}

@@ -69,27 +69,22 @@ async fn resolve_all(
 
 /// One reference: its manifest or index digest, and for an index every platform's manifest.
 async fn resolve(client: &oci::Client, r: &imgref::Reference) -> anyhow::Result<Locked> {
-    let repo = oci::Repo::from_reference(r);
-    let reference = r.digest().or(r.tag()).unwrap_or(imgref::DEFAULT_TAG);
-    let manifest = client.get_manifest(&repo, reference).await?;
-    let (media_type, parsed) =
-        oci::Parsed::parse(r.as_str(), &manifest.media_type, &manifest.bytes)?;
-    let platforms = match parsed {
-        oci::Parsed::Index { manifests } => manifests
-            .iter()
-            .filter_map(|m| {
-                Some(LockedPlatform {
-                    platform: m.platform.as_ref()?.to_string(),
-                    digest: m.digest.to_string(),
-                })
+    let at = r.digest().or(r.tag()).unwrap_or(imgref::DEFAULT_TAG);
+    let resolved = oci::resolve(client, &oci::Repo::from_reference(r), at).await?;
+    let platforms = resolved
+        .platforms
+        .iter()
+        .filter_map(|(p, d)| {
+            Some(LockedPlatform {
+                platform: p.as_ref()?.to_string(),
+                digest: d.to_string(),
             })
-            .collect(),
-        oci::Parsed::Image { .. } => Vec::new(),
-    };
+        })
+        .collect();
     Ok(Locked {
         image: r.to_string(),
-        digest: manifest.digest.to_string(),
-        media_type,
+        digest: resolved.digest.to_string(),
+        media_type: resolved.media_type,
         platforms,
     })
 }

@@ -2,8 +2,12 @@
 
 mod check;
 mod lock;
+mod mirror;
+mod pack;
+mod push;
 mod rewrite;
 mod scan;
+pub mod transfer;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -13,6 +17,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Scan(args) => scan::run(&args),
         Command::Rewrite(args) => rewrite::run(&args),
         Command::Lock(args) => lock::run(&args),
+        Command::Pack(args) => pack::run(&args),
+        Command::Push(args) => push::run(&args),
+        Command::Mirror(args) => mirror::run(&args),
         Command::Check(args) => check::run(&args),
     }
 }

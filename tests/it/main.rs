@@ -5,6 +5,7 @@ mod corpus;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
+mod transfer_cli;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,53 @@
+//! `airlock push`: load a layout directory or archive made by `pack` into a registry, naming
+//! every image with the shared mapping (the same names `rewrite` writes into the configuration).
+
+use anyhow::Context;
+
+use crate::cli::PushArgs;
+use crate::cmd::{pack, transfer};
+use crate::exit::Exit;
+
+pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
+    let mapping = args.config.load()?.mapping()?;
+    let client = args.registry.client()?;
+    let transfer = args.transfer.transfer(args.registry.concurrency)?;
+    let source = &args.source;
+    crate::registry::runtime()?.block_on(async {
+        let layout = if pack::is_archive(source) {
+            let staging = pack::staging_dir(source);
+            oci::read_archive(source, &staging)
+                .await
+                .with_context(|| format!("cannot read {}", source.display()))?
+        } else {
+            oci::Layout::open(source)
+                .await
+                .with_context(|| format!("{} is not an OCI layout", source.display()))?
+        };
+        let index = layout.index().await?;
+        let mut jobs = Vec::new();
+        for name in index.manifests.iter().filter_map(|d| d.ref_name()) {
+            let Ok(reference) = imgref::Reference::parse(name) else {
+                eprintln!(
+                    "airlock: skipped {name:?} in {}: not an image reference",
+                    source.display()
+                );
+                continue;
+            };
+            let target = mapping.map(&reference)?;
+            let tag = target
+                .digest()
+                .or(target.tag())
+                .unwrap_or(imgref::DEFAULT_TAG);
+            let dst =
+                oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(tag));
+            jobs.push((oci::Endpoint::layout(&layout, Some(name)), dst));
+        }
+        anyhow::ensure!(
+            !jobs.is_empty(),
+            "{} names no images (index.json has no ref.name annotations)",
+            source.display()
+        );
+        let (exit, _) = transfer::run(&transfer, jobs, args.transfer.progress).await?;
+        Ok(exit)
+    })
+}

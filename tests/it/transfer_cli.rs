@@ -1,0 +1,257 @@
+//! `pack`, `push` and `mirror` end to end against Debian's distribution registry, with images the
+//! tests build, and skopeo reading what airlock wrote.
+
+use serde_json::Value;
+use testimages::{Registry, RegistryKind, sha256_digest, skopeo_inspect_raw};
+
+use crate::lock_cli::registry_with_images;
+use crate::{airlock, tempdir};
+
+/// Run airlock with `--progress json`; return the exit code, the per-image lines and the summary.
+fn run_json(dir: &std::path::Path, args: &[&str]) -> (i32, Vec<Value>, Value) {
+    let out = airlock()
+        .current_dir(dir)
+        .args(args)
+        .args(["--progress", "json"])
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let (summary, images) = lines.split_last().expect("a summary line");
+    (
+        out.status.code().unwrap(),
+        images.to_vec(),
+        summary["summary"].clone(),
+    )
+}
+
+fn inspect_digest(registry: &Registry, image: &str) -> String {
+    sha256_digest(
+        &skopeo_inspect_raw(
+            &format!("docker://{}/{image}", registry.host()),
+            &registry.inspect_args(),
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn pack_to_an_archive_then_push_keeps_digests_and_a_rerun_sends_nothing() {
+    let (source, _set, image_digest, index_digest) = registry_with_images(RegistryKind::PLAIN);
+    let target = Registry::start(RegistryKind::PLAIN).unwrap();
+    let dir = tempdir();
+    let src = source.host();
+    std::fs::write(
+        dir.path().join("images.txt"),
+        format!("{src}/lab/app:1.0\n{src}/lab/multi:1.0\n"),
+    )
+    .unwrap();
+
+    let (code, images, summary) = run_json(
+        dir.path(),
+        &[
+            "pack",
+            "-f",
+            "images.txt",
+            "-o",
+            "bundle.tar.zst",
+            "--insecure",
+            &src,
+        ],
+    );
+    assert_eq!(code, 0, "{images:?}");
+    assert_eq!(summary["images_ok"], 2);
+    assert!(dir.path().join("bundle.tar.zst").exists());
+    assert!(
+        !dir.path().join(".bundle.tar.zst.layout").exists(),
+        "the staging layout is removed"
+    );
+
+    let to = target.host();
+    let push = [
+        "push",
+        "bundle.tar.zst",
+        "--to",
+        &to,
+        "--mapping",
+        "keep-host",
+        "--insecure",
+        &to,
+    ];
+    let (code, images, summary) = run_json(dir.path(), &push);
+    assert_eq!(code, 0, "{images:?}");
+    assert_eq!(summary["images_ok"], 2);
+    let mapped = |name: &str| format!("{}/{name}", src.replace(':', "_"));
+    assert_eq!(
+        inspect_digest(&target, &mapped("lab/app:1.0")),
+        image_digest
+    );
+    assert_eq!(
+        inspect_digest(&target, &mapped("lab/multi:1.0")),
+        index_digest,
+        "index digest preserved"
+    );
+
+    let (code, _, summary) = run_json(dir.path(), &push);
+    assert_eq!(code, 0);
+    assert_eq!(summary["blobs_sent"], 0, "a rerun sends nothing: {summary}");
+}
+
+#[test]
+fn pack_to_a_layout_is_readable_by_skopeo() {
+    let (source, _set, image_digest, _) = registry_with_images(RegistryKind::PLAIN);
+    let dir = tempdir();
+    let src = source.host();
+    let image = format!("{src}/lab/app:1.0");
+    std::fs::write(dir.path().join("list"), format!("{image}\n")).unwrap();
+    let (code, _, _) = run_json(
+        dir.path(),
+        &["pack", "-f", "list", "-o", "layout", "--insecure", &src],
+    );
+    assert_eq!(code, 0);
+    let raw = testimages::skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{image}", dir.path().join("layout").display()),
+    ])
+    .unwrap();
+    assert_eq!(sha256_digest(&raw), image_digest);
+}
+
+#[test]
+fn mirror_maps_names_filters_platforms_and_one_failure_does_not_stop_the_rest() {
+    let (source, _set, _, index_digest) = registry_with_images(RegistryKind::PLAIN);
+    let target = Registry::start(RegistryKind::PLAIN).unwrap();
+    let dir = tempdir();
+    let (src, to) = (source.host(), target.host());
+    std::fs::write(
+        dir.path().join("images.txt"),
+        format!("{src}/lab/app:1.0\n{src}/lab/multi:1.0\n{src}/lab/missing:9\n"),
+    )
+    .unwrap();
+    let args = [
+        "mirror",
+        "-f",
+        "images.txt",
+        "--to",
+        &format!("{to}/mirror"),
+        "--mapping",
+        "replace-host",
+        "--insecure",
+        &src,
+        "--insecure",
+        &to,
+    ];
+    let (code, images, summary) = run_json(dir.path(), &args);
+    assert_eq!(code, 3, "a failed image gives exit 3");
+    assert_eq!(
+        (
+            summary["images_ok"].as_u64(),
+            summary["images_failed"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let failed: Vec<_> = images.iter().filter(|i| i["ok"] == false).collect();
+    assert!(
+        failed[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("lab/missing"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        inspect_digest(&target, "mirror/lab/multi:1.0"),
+        index_digest
+    );
+
+    // One platform only: the index digest cannot be kept, and the result says so.
+    let args = [
+        "mirror",
+        "-f",
+        "images.txt",
+        "--to",
+        &format!("{to}/arm"),
+        "--platform",
+        "linux/arm64",
+        "--insecure",
+        &src,
+        "--insecure",
+        &to,
+    ];
+    let (_, images, _) = run_json(dir.path(), &args);
+    let multi = images
+        .iter()
+        .find(|i| i["source"].as_str().unwrap().contains("multi"))
+        .unwrap();
+    assert_eq!(multi["index_preserved"], false, "{multi}");
+}
+
+#[test]
+fn push_to_a_registry_with_auth_and_tls() {
+    let (source, _set, image_digest, _) = registry_with_images(RegistryKind::PLAIN);
+    let target = Registry::start(RegistryKind::AUTH_TLS).unwrap();
+    let dir = tempdir();
+    let src = source.host();
+    std::fs::write(dir.path().join("list"), format!("{src}/lab/app:1.0\n")).unwrap();
+    assert_eq!(
+        run_json(
+            dir.path(),
+            &["pack", "-f", "list", "-o", "layout", "--insecure", &src]
+        )
+        .0,
+        0
+    );
+    let (user, password) = target.credentials().unwrap();
+    let ca = target.ca_pem_path().unwrap().to_str().unwrap().to_string();
+    let to = target.host();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args([
+            "push",
+            "layout",
+            "--to",
+            &to,
+            "--ca-file",
+            &ca,
+            "--progress",
+            "quiet",
+        ])
+        .env("AIRLOCK_CREDS", format!("{user}:{password}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(password),
+        "never print a credential"
+    );
+    assert_eq!(inspect_digest(&target, "lab/app:1.0"), image_digest);
+
+    let wrong = airlock()
+        .current_dir(dir.path())
+        .args([
+            "push",
+            "layout",
+            "--to",
+            &to,
+            "--ca-file",
+            &ca,
+            "--progress",
+            "quiet",
+        ])
+        .env("AIRLOCK_CREDS", format!("{user}:wrong-{password}"))
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}
