@@ -255,3 +255,107 @@ fn push_to_a_registry_with_auth_and_tls() {
         String::from_utf8_lossy(&wrong.stderr)
     );
 }
+
+/// Complete blob files in a layout, with the inode and mtime that would change if rewritten.
+#[cfg(unix)]
+fn complete_blobs(
+    layout: &std::path::Path,
+) -> std::collections::BTreeMap<String, (u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = std::fs::read_dir(layout.join("blobs/sha256")) else {
+        return Default::default();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (m.ino(), m.modified().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn pack_killed_mid_run_resumes_without_refetching_complete_blobs() {
+    use testimages::{ImageSet, ImageSpec, LayerSpec, Media, Platform, skopeo_copy};
+    let set = ImageSet::temp().unwrap();
+    let layers = (0..4).map(|i| LayerSpec::new(4 << 20, 100 + i)).collect();
+    let image = set
+        .image(
+            "lab/big:1",
+            &ImageSpec::new(Media::Oci, Platform::linux_amd64(), layers),
+        )
+        .unwrap();
+    let source = Registry::start(RegistryKind::PLAIN).unwrap();
+    let src = source.host();
+    let mut args = vec!["--preserve-digests".to_string()];
+    args.extend(source.dest_args());
+    skopeo_copy(
+        &set.skopeo_source("lab/big:1").unwrap(),
+        &format!("docker://{src}/lab/big:1"),
+        &args,
+    )
+    .unwrap();
+
+    let dir = tempdir();
+    std::fs::write(dir.path().join("list"), format!("{src}/lab/big:1\n")).unwrap();
+    let pack = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.current_dir(dir.path()).args([
+            "pack",
+            "-f",
+            "list",
+            "-o",
+            "layout",
+            "--insecure",
+            &src,
+            "--progress",
+            "quiet",
+        ]);
+        cmd
+    };
+    let mut child = pack().spawn().unwrap();
+    // Kill as soon as the first blob is complete, so the rerun has something to skip.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while complete_blobs(&dir.path().join("layout")).is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let killed_early = child.wait().unwrap().code().is_none();
+
+    let before = complete_blobs(&dir.path().join("layout"));
+    for name in before.keys() {
+        let bytes = std::fs::read(dir.path().join("layout/blobs/sha256").join(name)).unwrap();
+        assert_eq!(
+            sha256_digest(&bytes),
+            format!("sha256:{name}"),
+            "a blob under its final name is complete"
+        );
+    }
+    assert!(
+        !before.is_empty(),
+        "the first run fetched nothing before it was killed"
+    );
+    assert!(pack().status().unwrap().success());
+    let after = complete_blobs(&dir.path().join("layout"));
+    for (name, stamp) in &before {
+        assert_eq!(after.get(name), Some(stamp), "{name} was fetched again");
+    }
+    let layout = format!(
+        "oci:{}:{src}/lab/big:1",
+        dir.path().join("layout").display()
+    );
+    assert_eq!(
+        sha256_digest(&testimages::skopeo(&["inspect", "--raw", &layout]).unwrap()),
+        image.digest().to_string()
+    );
+    eprintln!(
+        "killed before finishing: {killed_early}; {} blobs were complete",
+        before.len()
+    );
+}
