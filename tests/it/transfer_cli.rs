@@ -2,7 +2,10 @@
 //! tests build, and skopeo reading what airlock wrote.
 
 use serde_json::Value;
-use testimages::{Registry, RegistryKind, sha256_digest, skopeo_inspect_raw};
+use testimages::{
+    ImageSet, ImageSpec, LayerSpec, Media, Platform, Registry, RegistryKind, sha256_digest,
+    skopeo_copy, skopeo_inspect_raw,
+};
 
 use crate::lock_cli::registry_with_images;
 use crate::{airlock, tempdir};
@@ -256,6 +259,27 @@ fn push_to_a_registry_with_auth_and_tls() {
     );
 }
 
+/// A registry holding `lab/big:1`, one image with the given layers; and its host.
+fn registry_with_big_image(layers: &[LayerSpec]) -> (Registry, String) {
+    let set = ImageSet::temp().unwrap();
+    set.image(
+        "lab/big:1",
+        &ImageSpec::new(Media::Oci, Platform::linux_amd64(), layers.to_vec()),
+    )
+    .unwrap();
+    let registry = Registry::start(RegistryKind::PLAIN).unwrap();
+    let src = registry.host();
+    let mut args = vec!["--preserve-digests".to_string()];
+    args.extend(registry.dest_args());
+    skopeo_copy(
+        &set.skopeo_source("lab/big:1").unwrap(),
+        &format!("docker://{src}/lab/big:1"),
+        &args,
+    )
+    .unwrap();
+    (registry, src)
+}
+
 /// Complete blob files in a layout, with the inode and mtime that would change if rewritten.
 #[cfg(unix)]
 fn complete_blobs(
@@ -280,25 +304,8 @@ fn complete_blobs(
 #[cfg(unix)]
 #[test]
 fn pack_killed_mid_run_resumes_without_refetching_complete_blobs() {
-    use testimages::{ImageSet, ImageSpec, LayerSpec, Media, Platform, skopeo_copy};
-    let set = ImageSet::temp().unwrap();
-    let layers = (0..4).map(|i| LayerSpec::new(4 << 20, 100 + i)).collect();
-    let image = set
-        .image(
-            "lab/big:1",
-            &ImageSpec::new(Media::Oci, Platform::linux_amd64(), layers),
-        )
-        .unwrap();
-    let source = Registry::start(RegistryKind::PLAIN).unwrap();
-    let src = source.host();
-    let mut args = vec!["--preserve-digests".to_string()];
-    args.extend(source.dest_args());
-    skopeo_copy(
-        &set.skopeo_source("lab/big:1").unwrap(),
-        &format!("docker://{src}/lab/big:1"),
-        &args,
-    )
-    .unwrap();
+    let layers: Vec<_> = (0..4).map(|i| LayerSpec::new(4 << 20, 100 + i)).collect();
+    let (source, src) = registry_with_big_image(&layers);
 
     let dir = tempdir();
     std::fs::write(dir.path().join("list"), format!("{src}/lab/big:1\n")).unwrap();
@@ -350,12 +357,71 @@ fn pack_killed_mid_run_resumes_without_refetching_complete_blobs() {
         "oci:{}:{src}/lab/big:1",
         dir.path().join("layout").display()
     );
-    assert_eq!(
-        sha256_digest(&testimages::skopeo(&["inspect", "--raw", &layout]).unwrap()),
-        image.digest().to_string()
-    );
+    let raw = testimages::skopeo(&["inspect", "--raw", &layout]).unwrap();
+    assert_eq!(sha256_digest(&raw), inspect_digest(&source, "lab/big:1"));
     eprintln!(
         "killed before finishing: {killed_early}; {} blobs were complete",
         before.len()
     );
+}
+
+/// A 1 MiB tmpfs, unmounted on drop; `None` where mounting is not allowed (not root).
+#[cfg(target_os = "linux")]
+struct TinyDisk(tempfile::TempDir);
+
+#[cfg(target_os = "linux")]
+impl TinyDisk {
+    fn mount() -> Option<TinyDisk> {
+        let dir = tempdir();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyDisk(dir))
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_no_blob_under_its_final_name() {
+    let Some(disk) = TinyDisk::mount() else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let (_source, src) =
+        registry_with_big_image(&[LayerSpec::new(600 << 10, 7), LayerSpec::new(2 << 20, 8)]);
+    std::fs::write(disk.0.path().join("list"), format!("{src}/lab/big:1\n")).unwrap();
+    let out = airlock()
+        .current_dir(disk.0.path())
+        .args([
+            "pack",
+            "-f",
+            "list",
+            "-o",
+            "layout",
+            "--insecure",
+            &src,
+            "--progress",
+            "quiet",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    for (name, _) in complete_blobs(&disk.0.path().join("layout")) {
+        let bytes = std::fs::read(disk.0.path().join("layout/blobs/sha256").join(&name)).unwrap();
+        assert_eq!(sha256_digest(&bytes), format!("sha256:{name}"));
+    }
 }
