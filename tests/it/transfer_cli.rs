@@ -425,3 +425,70 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_blob_under_its_final_name() {
         assert_eq!(sha256_digest(&bytes), format!("sha256:{name}"));
     }
 }
+
+#[test]
+fn credentials_come_from_the_docker_config_when_no_flag_gives_them() {
+    let (source, _set, image_digest, _) = registry_with_images(RegistryKind::PLAIN);
+    let target = Registry::start(RegistryKind::AUTH_TLS).unwrap();
+    let dir = tempdir();
+    let src = source.host();
+    std::fs::write(dir.path().join("list"), format!("{src}/lab/app:1.0\n")).unwrap();
+    assert_eq!(
+        run_json(
+            dir.path(),
+            &["pack", "-f", "list", "-o", "layout", "--insecure", &src]
+        )
+        .0,
+        0
+    );
+
+    // `docker login` writes base64(user:password) under the registry host.
+    let (user, password) = target.credentials().unwrap();
+    let encoded = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{user}:{password}").as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap()
+        .stdout;
+    let docker = dir.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    let config = format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+        target.host(),
+        String::from_utf8(encoded).unwrap()
+    );
+    std::fs::write(docker.join("config.json"), config).unwrap();
+
+    let ca = target.ca_pem_path().unwrap().to_str().unwrap().to_string();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args([
+            "push",
+            "layout",
+            "--to",
+            &target.host(),
+            "--ca-file",
+            &ca,
+            "--progress",
+            "quiet",
+        ])
+        .env("DOCKER_CONFIG", &docker)
+        .env_remove("AIRLOCK_CREDS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(inspect_digest(&target, "lab/app:1.0"), image_digest);
+}
