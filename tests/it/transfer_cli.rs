@@ -192,21 +192,25 @@ fn mirror_maps_names_filters_platforms_and_one_failure_does_not_stop_the_rest() 
     assert_eq!(multi["index_preserved"], false, "{multi}");
 }
 
-#[test]
-fn push_to_a_registry_with_auth_and_tls() {
+/// A directory holding `layout`, an OCI layout with `lab/app:1.0` packed from a registry; and
+/// the image's digest.
+fn packed_app() -> (tempfile::TempDir, String) {
     let (source, _set, image_digest, _) = registry_with_images(RegistryKind::PLAIN);
-    let target = Registry::start(RegistryKind::AUTH_TLS).unwrap();
     let dir = tempdir();
     let src = source.host();
     std::fs::write(dir.path().join("list"), format!("{src}/lab/app:1.0\n")).unwrap();
-    assert_eq!(
-        run_json(
-            dir.path(),
-            &["pack", "-f", "list", "-o", "layout", "--insecure", &src]
-        )
-        .0,
-        0
+    let (code, images, _) = run_json(
+        dir.path(),
+        &["pack", "-f", "list", "-o", "layout", "--insecure", &src],
     );
+    assert_eq!(code, 0, "{images:?}");
+    (dir, image_digest)
+}
+
+#[test]
+fn push_to_a_registry_with_auth_and_tls() {
+    let (dir, image_digest) = packed_app();
+    let target = Registry::start(RegistryKind::AUTH_TLS).unwrap();
     let (user, password) = target.credentials().unwrap();
     let ca = target.ca_pem_path().unwrap().to_str().unwrap().to_string();
     let to = target.host();
@@ -428,19 +432,8 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_blob_under_its_final_name() {
 
 #[test]
 fn credentials_come_from_the_docker_config_when_no_flag_gives_them() {
-    let (source, _set, image_digest, _) = registry_with_images(RegistryKind::PLAIN);
+    let (dir, image_digest) = packed_app();
     let target = Registry::start(RegistryKind::AUTH_TLS).unwrap();
-    let dir = tempdir();
-    let src = source.host();
-    std::fs::write(dir.path().join("list"), format!("{src}/lab/app:1.0\n")).unwrap();
-    assert_eq!(
-        run_json(
-            dir.path(),
-            &["pack", "-f", "list", "-o", "layout", "--insecure", &src]
-        )
-        .0,
-        0
-    );
 
     // `docker login` writes base64(user:password) under the registry host.
     let (user, password) = target.credentials().unwrap();
