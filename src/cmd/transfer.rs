@@ -172,9 +172,19 @@ fn show_live(stats: &oci::Stats, total: usize, started: Instant) {
     let done = stats.images_ok + stats.images_failed;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     let rate = stats.bytes_moved as f64 / secs;
+    // What is left of the work known so far; grows as more manifests are read.
+    let left = stats
+        .bytes_known
+        .saturating_sub(stats.bytes_sent + stats.bytes_skipped);
+    let eta = if rate > 0.0 && left > 0 {
+        format!("  ~{:.0}s left", left as f64 / rate)
+    } else {
+        String::new()
+    };
     eprint!(
-        "\r\x1b[2K{done}/{total} images  {}  {}/s  {} blobs sent, {} skipped",
+        "\r\x1b[2K{done}/{total} images  {} of {}  {}/s{eta}  {} blobs sent, {} skipped",
         human_bytes(stats.bytes_moved),
+        human_bytes(stats.bytes_known),
         human_bytes(rate as u64),
         stats.blobs_sent,
         stats.blobs_skipped

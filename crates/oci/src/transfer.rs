@@ -128,6 +128,7 @@ struct Counters {
     bytes_sent: AtomicU64,
     bytes_skipped: AtomicU64,
     bytes_moved: Arc<AtomicU64>,
+    bytes_known: AtomicU64,
     manifests_sent: AtomicU64,
     manifests_skipped: AtomicU64,
     images_ok: AtomicU64,
@@ -150,6 +151,9 @@ pub struct Stats {
     /// Bytes moved so far, counted as they stream (in-progress blobs included; a retried blob
     /// counts again). For progress displays and rates; `bytes_sent` is the settled total.
     pub bytes_moved: u64,
+    /// Bytes of all blobs in the manifests read so far (a blob shared by two images counts
+    /// twice): the work known to lie ahead, for an estimate of the time left.
+    pub bytes_known: u64,
     /// Manifests and indexes written.
     pub manifests_sent: u64,
     /// Manifests the target already had.
@@ -222,6 +226,7 @@ impl Transfer {
             bytes_sent: g(&c.bytes_sent),
             bytes_skipped: g(&c.bytes_skipped),
             bytes_moved: g(&c.bytes_moved),
+            bytes_known: g(&c.bytes_known),
             manifests_sent: g(&c.manifests_sent),
             manifests_skipped: g(&c.manifests_skipped),
             images_ok: g(&c.images_ok),
@@ -443,6 +448,10 @@ impl Transfer {
     ) -> Result<(), Error> {
         match parsed {
             Parsed::Image { config, layers, .. } => {
+                let known = config.size + layers.iter().map(|l| l.size).sum::<u64>();
+                self.counters
+                    .bytes_known
+                    .fetch_add(known, Ordering::Relaxed);
                 let blobs = std::iter::once(&config).chain(layers.iter());
                 try_join_all(blobs.map(|b| self.copy_blob(src, dst, b))).await?;
             }
