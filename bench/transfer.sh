@@ -228,7 +228,7 @@ for case in ("mirror", "pack"):
                                    ("rerun wall ≤ 0.5×", "rerun", "wall_s", 0.5)):
         a, s = med(case, "airlock", phase, key), med(case, "skopeo", phase, key)
         r = a / s if s else float("inf")
-        L.append(f"| {case} | {label} | {a:.2f} / {s:.2f} = **{r:.2f}** | {'yes' if r <= lim else 'NO'} |")
+        L.append(f"| {case} | {label} | {a:.2f} / {s:.2f} = **{r:.3f}** | {'yes' if r <= lim else 'NO'} |")
     peak = max(col(case, "airlock", "first", "maxrss_MiB") + col(case, "airlock", "rerun", "maxrss_MiB"))
     L.append(f"| {case} | peak RSS ≤ 64 MiB | max of all runs {peak:.1f} MiB | {'yes' if peak <= 64 else 'NO'} |")
 L.append("")
