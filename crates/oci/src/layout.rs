@@ -115,6 +115,8 @@ impl Layout {
         Ok(BlobWriter {
             file,
             hasher: Hasher::new(),
+            verify: true,
+            written: 0,
             tmp,
             dst,
             digest: digest.clone(),
@@ -273,10 +275,14 @@ impl IndexDocument {
     }
 }
 
-/// A blob being written into a [`Layout`]; hashes what passes through.
+/// A blob being written into a [`Layout`]; hashes what passes through (unless the source
+/// verifies itself, see [`BlobWriter::source_verifies`]).
 pub struct BlobWriter {
     file: tokio::fs::File,
     hasher: Hasher,
+    /// Whether to hash here; false when the bytes come from a stream that verifies them.
+    verify: bool,
+    written: u64,
     tmp: PathBuf,
     dst: PathBuf,
     digest: Digest,
@@ -286,6 +292,14 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// The bytes come from a verifying source (`Client::get_blob`, `Layout::open_blob`), which
+    /// fails — so this writer is dropped, never committed — when they do not match the digest:
+    /// hashing them a second time here would double the CPU cost of every transfer.
+    pub fn source_verifies(mut self) -> BlobWriter {
+        self.verify = false;
+        self
+    }
+
     /// Adds every byte written to `counter` as it is written (for progress displays).
     pub fn with_progress(mut self, counter: Arc<AtomicU64>) -> BlobWriter {
         self.progress = Some(counter);
@@ -300,8 +314,7 @@ impl BlobWriter {
             .flush()
             .await
             .map_err(|e| Error::io(&self.tmp, e))?;
-        let hasher = std::mem::take(&mut self.hasher);
-        let n = hasher.len();
+        let n = self.written;
         if let Some(size) = self.size
             && size != n
         {
@@ -312,13 +325,15 @@ impl BlobWriter {
                 actual: n,
             });
         }
-        let actual = hasher.finish();
-        if actual != self.digest {
-            return Err(Error::DigestMismatch {
-                url: self.dst.display().to_string(),
-                expected: self.digest.clone(),
-                actual,
-            });
+        if self.verify {
+            let actual = std::mem::take(&mut self.hasher).finish();
+            if actual != self.digest {
+                return Err(Error::DigestMismatch {
+                    url: self.dst.display().to_string(),
+                    expected: self.digest.clone(),
+                    actual,
+                });
+            }
         }
         self.file
             .sync_all()
@@ -349,7 +364,10 @@ impl AsyncWrite for BlobWriter {
         let this = self.get_mut();
         match Pin::new(&mut this.file).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
-                this.hasher.update(&buf[..n]);
+                this.written += n as u64;
+                if this.verify {
+                    this.hasher.update(&buf[..n]);
+                }
                 if let Some(p) = &this.progress {
                     p.fetch_add(n as u64, Ordering::Relaxed);
                 }

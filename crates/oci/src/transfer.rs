@@ -62,9 +62,11 @@ impl Endpoint {
         }
     }
 
-    fn key(&self) -> String {
+    /// Where a blob lives once stored: a whole registry (any repository can mount it from
+    /// another) or a layout.
+    fn blob_store(&self) -> String {
         match self {
-            Endpoint::Registry { repo, .. } => format!("r:{repo}"),
+            Endpoint::Registry { repo, .. } => format!("r:{}", repo.registry),
             Endpoint::Layout { layout, .. } => format!("l:{}", layout.root().display()),
         }
     }
@@ -202,6 +204,8 @@ pub struct Transfer {
     counters: Arc<Counters>,
     blobs: Arc<Semaphore>,
     in_flight: Arc<Mutex<HashMap<BlobKey, Arc<Mutex<()>>>>>,
+    /// A repository of each target registry known to hold a blob, to mount it from.
+    placed: Arc<Mutex<HashMap<BlobKey, Repo>>>,
 }
 
 impl Transfer {
@@ -212,6 +216,7 @@ impl Transfer {
             opts,
             counters: Arc::default(),
             in_flight: Arc::default(),
+            placed: Arc::default(),
         }
     }
 
@@ -534,12 +539,13 @@ impl Transfer {
         Ok(())
     }
 
-    /// Copies one blob unless the target has it; serialised per (target, digest) so images that
-    /// share a layer send it once.
+    /// Copies one blob unless the target has it; serialised per (target store, digest) so
+    /// images that share a layer send it once and the others mount it.
     async fn copy_blob(&self, src: &Endpoint, dst: &Endpoint, d: &Descriptor) -> Result<(), Error> {
+        let key = (dst.blob_store(), d.digest.clone());
         let lock = {
             let mut m = self.in_flight.lock().await;
-            m.entry((dst.key(), d.digest.clone())).or_default().clone()
+            m.entry(key.clone()).or_default().clone()
         };
         let _same_blob = lock.lock().await;
         let _permit = self.blobs.acquire().await.map_err(|_| Error::Config {
@@ -550,6 +556,9 @@ impl Transfer {
             attempt += 1;
             match self.copy_blob_once(src, dst, d).await {
                 Ok(how) => {
+                    if let Endpoint::Registry { repo, .. } = dst {
+                        self.placed.lock().await.insert(key, repo.clone());
+                    }
                     let c = &self.counters;
                     match how {
                         How::Skipped => {
@@ -601,6 +610,7 @@ impl Transfer {
                 let mut w = layout
                     .blob_writer(digest, Some(size))
                     .await?
+                    .source_verifies()
                     .with_progress(self.counters.bytes_moved.clone());
                 match src {
                     Endpoint::Registry { client, repo, .. } => {
@@ -622,16 +632,24 @@ impl Transfer {
                 if client.blob_exists(repo, digest).await?.is_some() {
                     return Ok(How::Skipped);
                 }
+                // Mount from the source when it is the same registry, else from a repository of
+                // the target that already received this blob in this run.
+                let placed = self
+                    .placed
+                    .lock()
+                    .await
+                    .get(&(dst.blob_store(), digest.clone()))
+                    .cloned();
                 let mount_from = match src {
                     Endpoint::Registry { repo: from, .. }
                         if from.registry == repo.registry && from.name != repo.name =>
                     {
-                        Some(from)
+                        Some(from.clone())
                     }
-                    _ => None,
+                    _ => placed.filter(|p| p.name != repo.name),
                 };
                 let session = match client
-                    .start_upload(repo, mount_from.map(|f| (digest, f)))
+                    .start_upload(repo, mount_from.as_ref().map(|f| (digest, f)))
                     .await?
                 {
                     MountResult::Mounted => return Ok(How::Mounted),

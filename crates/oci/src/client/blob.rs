@@ -2,8 +2,6 @@
 //! cross-repository mount with fallback to the 202 upload session, and uploads (monolithic PUT
 //! for small blobs, one streamed PATCH then `PUT ?digest=` for the rest).
 
-use std::sync::{Arc, Mutex as StdMutex};
-
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode, Url};
@@ -227,21 +225,14 @@ impl Client {
         }
     }
 
-    /// Finishes a session with the whole blob in one PUT (small blobs).
+    /// Finishes a session with the whole blob in one PUT (small blobs). The bytes must already be
+    /// verified (`Layout::read_blob` and `get_blob` verify); the registry checks the digest again.
     pub async fn upload_bytes(
         &self,
         session: UploadSession,
         digest: &Digest,
         bytes: bytes::Bytes,
     ) -> Result<(), Error> {
-        let actual = Digest::of(&bytes);
-        if &actual != digest {
-            return Err(Error::DigestMismatch {
-                url: show(&session.location),
-                expected: digest.clone(),
-                actual,
-            });
-        }
         let mut url = session.location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let mut req =
@@ -256,8 +247,12 @@ impl Client {
         Ok(())
     }
 
-    /// Streams a blob into a session with one PATCH, checks what was sent hashes to `digest`,
-    /// then completes with `PUT ?digest=`. On a mismatch the session is cancelled.
+    /// Streams a blob into a session with one PATCH, then completes it with `PUT ?digest=`.
+    ///
+    /// The stream must verify its own digest, as streams from `open_blob` (registry or layout)
+    /// do: on a mismatch they end with an error instead of their last chunk, so the upload is
+    /// never completed. The registry checks the digest again on the PUT. Hashing here as well
+    /// would hash every byte twice, which is most of a mirror's CPU time.
     pub async fn upload_stream(
         &self,
         session: UploadSession,
@@ -267,34 +262,25 @@ impl Client {
     ) -> Result<(), Error> {
         let repo = &session.repo;
         let scopes = Scopes::push(&repo.name);
-        let hasher = Arc::new(StdMutex::new(Hasher::new()));
-        let h = hasher.clone();
-        let counted = stream.map(move |r| {
-            if let Ok(b) = &r {
-                h.lock().expect("hasher lock").update(b);
-            }
-            r
-        });
         let mut req = Request::new(Method::PATCH, session.location.clone())
             .header(CONTENT_TYPE, "application/octet-stream");
         if let Some(size) = size {
             req = req.header(CONTENT_LENGTH, &size.to_string());
         }
-        req.body = Body::Stream(Some(reqwest::Body::wrap_stream(counted)));
-        let resp = self.send(repo, &scopes, req).await?;
+        req.body = Body::Stream(Some(reqwest::Body::wrap_stream(stream)));
+        // A stream that fails (a digest mismatch, a dropped source) leaves a session behind:
+        // cancel it rather than leave the registry holding partial data.
+        let resp = match self.send(repo, &scopes, req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.cancel_upload(repo, &session.location).await;
+                return Err(e);
+            }
+        };
         if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
             return Err(status_error("PATCH", &session.location, resp).await);
         }
         let next = location(&session.location, &resp)?;
-        let actual = std::mem::take(&mut *hasher.lock().expect("hasher lock")).finish();
-        if &actual != digest {
-            self.cancel_upload(repo, &next).await;
-            return Err(Error::DigestMismatch {
-                url: show(&session.location),
-                expected: digest.clone(),
-                actual,
-            });
-        }
         let mut url = next;
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let req = Request::new(Method::PUT, url.clone()).header(CONTENT_LENGTH, "0");
