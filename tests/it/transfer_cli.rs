@@ -485,3 +485,76 @@ fn credentials_come_from_the_docker_config_when_no_flag_gives_them() {
     );
     assert_eq!(inspect_digest(&target, "lab/app:1.0"), image_digest);
 }
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_never_stored() {
+    let (source, src) =
+        registry_with_big_image(&[LayerSpec::new(5 << 20, 21), LayerSpec::new(64 << 10, 22)]);
+    // Corrupt both layers where the source registry keeps them (same size, other bytes).
+    let manifest: Value = serde_json::from_slice(
+        &skopeo_inspect_raw(&format!("docker://{src}/lab/big:1"), &source.inspect_args()).unwrap(),
+    )
+    .unwrap();
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    for digest in &layers {
+        let hex = digest.trim_start_matches("sha256:");
+        let data = source.storage_dir().join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ));
+        let mut bytes = std::fs::read(&data).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::write(&data, bytes).unwrap();
+    }
+    let target = Registry::start(RegistryKind::PLAIN).unwrap();
+    let dir = tempdir();
+    std::fs::write(dir.path().join("list"), format!("{src}/lab/big:1\n")).unwrap();
+    let to = target.host();
+    let (code, images, _) = run_json(
+        dir.path(),
+        &[
+            "mirror",
+            "-f",
+            "list",
+            "--to",
+            &to,
+            "--insecure",
+            &src,
+            "--insecure",
+            &to,
+        ],
+    );
+    assert_eq!(code, 3);
+    assert!(
+        images[0]["error"].as_str().unwrap().contains("digest"),
+        "{images:?}"
+    );
+    for digest in &layers {
+        // replace-host, the default mapping: the image is lab/big in the target.
+        let url = format!("http://{to}/v2/lab/big/blobs/{digest}");
+        let head = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", &url])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&head.stdout),
+            "404",
+            "{digest} was stored in the target"
+        );
+    }
+    let (code, _, _) = run_json(
+        dir.path(),
+        &["pack", "-f", "list", "-o", "layout", "--insecure", &src],
+    );
+    assert_eq!(code, 3);
+    assert!(
+        complete_blobs(&dir.path().join("layout"))
+            .keys()
+            .all(|k| !layers.contains(&format!("sha256:{k}")))
+    );
+}
