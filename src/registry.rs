@@ -15,11 +15,12 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
-    /// Credentials for every registry, USER:PASSWORD (otherwise ~/.docker/config.json and its
-    /// credential helpers are used). Prefer AIRLOCK_CREDS in the environment: flags show in `ps`.
+    /// Credentials, [HOST=]USER:PASSWORD; without HOST they are for the target registry (push,
+    /// mirror). Other registries use ~/.docker/config.json and its credential helpers. Prefer
+    /// AIRLOCK_CREDS in the environment: flags show in `ps`.
     #[arg(
         long,
-        value_name = "USER:PASSWORD",
+        value_name = "[HOST=]USER:PASSWORD",
         env = "AIRLOCK_CREDS",
         hide_env_values = true
     )]
@@ -31,22 +32,43 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    pub fn client(&self) -> anyhow::Result<oci::Client> {
-        let creds = match &self.creds {
-            Some(c) => Some(
-                oci::Credential::from_user_pass(c).context("--creds: write it as USER:PASSWORD")?,
-            ),
-            None => None,
-        };
+    /// A client; `target` is the registry (host[:port]) that unscoped `--creds` belong to.
+    /// Credentials are only ever sent to the registry they are for: a private registry's
+    /// password must not travel to Docker Hub with a pull.
+    pub fn client(&self, target: Option<&str>) -> anyhow::Result<oci::Client> {
+        let mut host_creds = std::collections::HashMap::new();
+        if let Some(value) = &self.creds {
+            let (host, user_pass) = match (scoped_host(value), target) {
+                (Some((host, rest)), _) => (host.to_string(), rest),
+                (None, Some(t)) => (t.to_string(), value.as_str()),
+                (None, None) => {
+                    anyhow::bail!("--creds: name the registry they are for, HOST=USER:PASSWORD")
+                }
+            };
+            let cred = oci::Credential::from_user_pass(user_pass)
+                .context("--creds: write it as [HOST=]USER:PASSWORD")?;
+            host_creds.insert(host, cred);
+        }
         let opts = oci::ClientOptions {
             insecure_hosts: self.insecure.clone(),
             ca_file: self.ca_file.clone(),
-            creds,
+            host_creds,
             max_concurrency: self.concurrency.max(1),
             ..oci::ClientOptions::default()
         };
         Ok(oci::Client::new(opts)?)
     }
+}
+
+/// `HOST=USER:PASSWORD` split at the `=` when what precedes it is a host[:port] (a password may
+/// hold `=` too, but a `user:pass` prefix has a colon not followed by a port number).
+fn scoped_host(value: &str) -> Option<(&str, &str)> {
+    let (host, rest) = value.split_once('=')?;
+    let is_host = match host.split_once(':') {
+        Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => !host.is_empty(),
+    };
+    is_host.then_some((host, rest))
 }
 
 /// The runtime the registry verbs run on.
@@ -124,5 +146,24 @@ impl ImageArgs {
             }));
         }
         Ok(images)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scoped_host;
+
+    #[test]
+    fn creds_name_their_host_or_none() {
+        assert_eq!(
+            scoped_host("127.0.0.1:5000=u:p"),
+            Some(("127.0.0.1:5000", "u:p"))
+        );
+        assert_eq!(
+            scoped_host("registry.corp=u:p=q"),
+            Some(("registry.corp", "u:p=q"))
+        );
+        assert_eq!(scoped_host("user:pa=ss"), None);
+        assert_eq!(scoped_host("user:secret"), None);
     }
 }

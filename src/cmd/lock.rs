@@ -10,7 +10,7 @@ use crate::lockfile::{Locked, LockedPlatform, Lockfile};
 
 pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
     let refs = inputs::references(&args.paths, args.list.as_deref(), &args.jnlp_image)?;
-    let client = args.registry.client()?;
+    let client = args.registry.client(None)?;
     let resolved = crate::registry::runtime()?.block_on(resolve_all(&client, &refs));
 
     let mut lock = if args.output.exists() {

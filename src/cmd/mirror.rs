@@ -8,7 +8,7 @@ use crate::exit::Exit;
 pub fn run(args: &MirrorArgs) -> anyhow::Result<Exit> {
     let mapping = args.config.load()?.mapping()?;
     let images = args.images.select()?;
-    let client = args.registry.client()?;
+    let client = args.registry.client(Some(mapping.target_host()))?;
     let transfer = args.transfer.transfer(args.registry.concurrency)?;
     let mut jobs = Vec::new();
     for i in &images {

@@ -12,7 +12,7 @@ use crate::exit::Exit;
 
 pub fn run(args: &PackArgs) -> anyhow::Result<Exit> {
     let images = args.images.select()?;
-    let client = args.registry.client()?;
+    let client = args.registry.client(None)?;
     let transfer = args.transfer.transfer(args.registry.concurrency)?;
     let is_archive = is_archive(&args.output);
     let layout_dir = if is_archive {

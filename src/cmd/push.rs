@@ -9,7 +9,7 @@ use crate::exit::Exit;
 
 pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
     let mapping = args.config.load()?.mapping()?;
-    let client = args.registry.client()?;
+    let client = args.registry.client(Some(mapping.target_host()))?;
     let transfer = args.transfer.transfer(args.registry.concurrency)?;
     let source = &args.source;
     crate::registry::runtime()?.block_on(async {
