@@ -242,57 +242,46 @@ fn configuration_errors_are_clear() {
         "services:\n  a: {image: quay.io/x/coredns:1}\n  b: {image: docker.io/x/coredns:1}\n",
     )
     .unwrap();
-    let out = airlock()
-        .current_dir(dir.path())
-        .args(["rewrite", "p.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no target registry"));
-
-    let out = rewrite(dir.path(), &["p.yaml"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        err.contains("quay.io/x/coredns")
-            && err.contains("docker.io/x/coredns")
-            && err.contains("would both become"),
-        "{err}"
-    );
-
-    std::fs::write(
-        dir.path().join("airlock.yaml"),
-        "registry: r.local\nrules:\n  - from: docker.io/\n    to: \"not a host/x\"\n",
-    )
-    .unwrap();
-    let out = airlock()
-        .current_dir(dir.path())
-        .args(["rewrite", "p.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("rule 0"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    std::fs::write(
-        dir.path().join("airlock.yaml"),
-        "registry: r.local\nmaping: keep-host\n",
-    )
-    .unwrap();
-    let out = airlock()
-        .current_dir(dir.path())
-        .args(["rewrite", "p.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("maping"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Each case: airlock.yaml (none for the first), extra flags, what stderr must name.
+    let cases: [(Option<&str>, &[&str], &[&str]); 4] = [
+        (None, &[], &["no target registry"]),
+        (
+            None,
+            &["--registry", TARGET],
+            &[
+                "quay.io/x/coredns",
+                "docker.io/x/coredns",
+                "would both become",
+            ],
+        ),
+        (
+            Some("registry: r.local\nrules:\n  - from: docker.io/\n    to: \"not a host/x\"\n"),
+            &[],
+            &["rule 0"],
+        ),
+        (
+            Some("registry: r.local\nmaping: keep-host\n"),
+            &[],
+            &["maping"],
+        ),
+    ];
+    for (config, flags, wanted) in cases {
+        if let Some(config) = config {
+            std::fs::write(dir.path().join("airlock.yaml"), config).unwrap();
+        }
+        let out = airlock()
+            .current_dir(dir.path())
+            .arg("rewrite")
+            .args(flags)
+            .arg("p.yaml")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for w in wanted {
+            assert!(err.contains(w), "{w:?} not in: {err}");
+        }
+    }
 }
 
 #[test]
