@@ -12,6 +12,7 @@ mod groovy;
 mod imagelist;
 mod lines;
 mod offsets;
+mod shell;
 mod yaml;
 
 pub use finding::{

@@ -498,3 +498,40 @@ fn malformed_yaml_is_an_error_with_a_position_and_other_documents_still_count() 
     assert!(report.errors[0].offset > text.find("---").unwrap());
     assert_eq!(report.findings.len(), 1);
 }
+
+#[test]
+fn docker_run_in_scripts_is_heuristic_and_local_builds_are_not() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: dind}
+spec:
+  taskSpec:
+    steps:
+      - name: client
+        image: docker:27
+        script: |
+          docker run busybox echo hello
+          docker build -t hello .
+          docker run hello
+        args: ["until docker ps; do sleep 3; done; docker run --rm debian:latest cat /etc/os-release"]
+"#;
+    let found = scan("dind.yaml", text);
+    assert_eq!(
+        images(&found),
+        [
+            ("docker:27", Kind::Literal),
+            ("busybox", Kind::Heuristic),
+            ("debian:latest", Kind::Heuristic)
+        ]
+    );
+    assert!(
+        found[1].exact,
+        "a word inside a literal block maps to its exact bytes"
+    );
+    assert!(
+        found[1].context.ends_with("script (docker run)"),
+        "{}",
+        found[1].context
+    );
+}

@@ -155,6 +155,16 @@ fn container(w: &mut Walk, owner: &str, c: &Node, path: &mut Path) {
     for key in ["command", "args"] {
         if let Some(items) = c.get(key).and_then(Node::as_seq) {
             flags(w, owner, items, &path.key(key));
+            for (i, item) in items.iter().enumerate() {
+                if let Some(s) = item.as_scalar() {
+                    shell_images(w, owner, s, &path.key(key).item(i, None));
+                }
+            }
+        }
+    }
+    for key in ["script", "source"] {
+        if let Some(Node::Scalar(s)) = c.get(key) {
+            shell_images(w, owner, s, &path.key(key));
         }
     }
     if let Some(env) = c.get("env").and_then(Node::as_seq) {
@@ -177,6 +187,14 @@ fn container(w: &mut Walk, owner: &str, c: &Node, path: &mut Path) {
                 w.embedded(s, context);
             }
         }
+    }
+}
+
+/// `docker run IMAGE` in a command or script (a Docker-in-Docker step pulls it at run time).
+fn shell_images(w: &mut Walk, owner: &str, s: &Scalar, path: &Path) {
+    for range in crate::shell::run_images(&s.value) {
+        let context = format!("{} (docker run)", w.context(owner, path));
+        w.value_part(s, range, Kind::Heuristic, Source::Kubernetes, context);
     }
 }
 
@@ -252,7 +270,7 @@ fn parameters(w: &mut Walk, owner: &str, items: &[Node], path: &Path) {
 }
 
 impl Walk<'_> {
-    /// Report part of a scalar (the value after `--flag=`) as an image.
+    /// Report part of a scalar (the value after `--flag=`, an image in a script) as an image.
     pub(super) fn value_part(
         &mut self,
         s: &Scalar,
@@ -261,12 +279,9 @@ impl Walk<'_> {
         source: Source,
         context: String,
     ) -> bool {
-        let (whole, exact) = self.span(s);
-        let span = if exact {
-            whole.start + range.start..whole.start + range.end
-        } else {
-            whole
-        };
+        // Through the scalar's own map, so a part of a literal block lands on its exact bytes.
+        let map = self.map.compose(&s.value_map(self.text));
+        let (span, exact) = (map.map_range(range.clone()), map.is_exact());
         let value = &s.value[range];
         match Finding::from_value(value, span, exact, kind, source, context) {
             Some(f) => {
