@@ -34,7 +34,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Every changed line differs from the original only inside one value token that now names the
-/// target registry, or is an added `jnlpregistry:` line.
+/// target registry, or is a line `--fix-implicit` adds (naming the target too).
 fn assert_only_values_changed(name: &str, old: &str, new: &str) {
     let diff = similar::TextDiff::from_lines(old, new);
     for op in diff.ops() {
@@ -48,21 +48,34 @@ fn assert_only_values_changed(name: &str, old: &str, new: &str) {
                 .map(|c| c.value())
                 .collect(),
         );
-        let added: Vec<_> = new_lines
-            .iter()
-            .filter(|l| l.trim_start().starts_with("jnlpregistry: "))
-            .collect();
-        let replaced: Vec<_> = new_lines
-            .iter()
-            .filter(|l| !l.trim_start().starts_with("jnlpregistry: "))
-            .collect();
+        // Lines `--fix-implicit` adds: a `jnlpregistry:` setting or an explicit jnlp container
+        // (`- name: jnlp` with the `image:` line after it, or a Groovy `containerTemplate`).
+        let (mut added, mut replaced) = (Vec::new(), Vec::new());
+        for (i, line) in new_lines.iter().enumerate() {
+            let t = line.trim_start();
+            let after_jnlp_item = i > 0
+                && new_lines[i - 1].trim_start() == "- name: jnlp\n"
+                && t.starts_with("image: ");
+            if t.starts_with("jnlpregistry: ")
+                || t == "- name: jnlp\n"
+                || t.starts_with("containerTemplate(name: 'jnlp', image: ")
+                || after_jnlp_item
+            {
+                added.push(line);
+            } else {
+                replaced.push(line);
+            }
+        }
         assert_eq!(
             old_lines.len(),
             replaced.len(),
             "{name}: lines removed or added: {old_lines:?} -> {new_lines:?}"
         );
         for l in added {
-            assert!(l.contains(TARGET), "{name}: {l}");
+            assert!(
+                l.contains(TARGET) || l.trim() == "- name: jnlp",
+                "{name}: {l}"
+            );
         }
         for (o, n) in old_lines.iter().zip(replaced) {
             let prefix = o.bytes().zip(n.bytes()).take_while(|(a, b)| a == b).count();
@@ -151,13 +164,33 @@ fn rewriting_the_corpus_changes_only_image_values_and_is_idempotent() {
         })
         .map(|f| format!("{} {} {}", f["file"], f["kind"], f["image"]))
         .collect();
-    // The Jenkinsfiles' injected agents take their registry from the cloud, which is not here.
-    assert!(
-        public
-            .iter()
-            .all(|p| p.contains(".groovy") && p.contains("implicit")),
-        "{public:#?}"
+    // Even the agents the Jenkins plugin would inject are now explicit jnlp containers.
+    assert!(public.is_empty(), "{public:#?}");
+
+    // And the policy agrees: nothing left to fix but templated values, which are not judged.
+    let check = airlock()
+        .current_dir(dir.path())
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--registry",
+            TARGET,
+            "--mapping",
+            "keep-host",
+            ".",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(
+        v["violations"].as_array().unwrap().len(),
+        0,
+        "{:#}",
+        v["violations"]
     );
+    assert!(v["templated"].as_u64().unwrap() > 0);
+    assert_eq!(check.status.code(), Some(0));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

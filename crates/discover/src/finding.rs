@@ -143,13 +143,27 @@ pub struct Finding {
     pub insertion: Option<Insertion>,
 }
 
-/// A place to add a `key: value` line to a YAML block mapping: before the mapping's first key,
-/// at `offset`, with that key's indentation (taken from the file by whoever inserts).
+/// A place where `rewrite --fix-implicit` can add what makes an implicit image explicit: text
+/// inserted before `offset`, on its own line, with the indentation that line has in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Insertion {
-    /// Byte offset of the mapping's first key.
+    /// Byte offset of the first non-blank character of the line to insert before.
     pub offset: usize,
-    pub key: &'static str,
+    pub what: Insert,
+}
+
+/// What an [`Insertion`] adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// `key: <registry>` in a YAML block mapping (a Jenkins cloud's `jnlpregistry`), before the
+    /// mapping's first key.
+    RegistryKey(&'static str),
+    /// A `- name: jnlp` container with the image, before the first item of a pod YAML's
+    /// `containers:` list.
+    YamlJnlpContainer,
+    /// `containerTemplate(name: 'jnlp', image: '…'),` before the first `containerTemplate` of a
+    /// Groovy `containers: [...]` list.
+    GroovyJnlpContainer,
 }
 
 /// A pod spec in a workload, with what `check` needs to know about its pull credentials.

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
+use crate::{FileReport, Finding, Insert, Insertion, Kind, OffsetMap, Options, ScanError, Source};
 
 /// How deep pipelines held in strings of pipelines (Job DSL `script('''…''')`) are followed.
 const MAX_DEPTH: usize = 4;
@@ -672,6 +672,7 @@ impl Scan<'_, '_> {
         let mut ctx = self.context(keyword, what);
         ctx.push_str(" › ");
         ctx.push_str(JNLP_NOTE);
+        let insertion = self.jnlp_insertion(scope, end);
         self.out.findings.push(Finding {
             span: self.map.map_range(t.toks[keyword].range.clone()),
             // The span is the keyword that implies the image, never text to overwrite.
@@ -682,8 +683,41 @@ impl Scan<'_, '_> {
             source: Source::Jenkinsfile,
             context: ctx,
             parts: Vec::new(),
-            insertion: None,
+            insertion,
         });
+    }
+
+    /// Where a `jnlp` container can be added to the pod template between tokens `scope` and
+    /// `end`: before the first `containerTemplate(…)` of a `containers: [...]` list, or before
+    /// the first item of the `containers:` list in its pod YAML.
+    fn jnlp_insertion(&self, scope: usize, end: usize) -> Option<Insertion> {
+        if !self.map.is_exact() {
+            return None;
+        }
+        let t = self.tree;
+        for i in scope + 1..end {
+            let in_list = t.parent[i].is_some_and(|p| t.is(p, b'['));
+            if t.ident(i) == Some("containerTemplate") && t.is(i + 1, b'(') && in_list {
+                let offset = self.map.map(t.toks[i].range.start);
+                return Some(Insertion {
+                    offset,
+                    what: Insert::GroovyJnlpContainer,
+                });
+            }
+            if let Some(lit) = t
+                .lit(i)
+                .filter(|l| !l.escaped && l.value.contains("containers:"))
+            {
+                let at = first_container_item(&lit.value)?;
+                let inner = OffsetMap::from_segments(lit.segs.clone(), true);
+                let offset = self.map.compose(&inner).map(at);
+                return Some(Insertion {
+                    offset,
+                    what: Insert::YamlJnlpContainer,
+                });
+            }
+        }
+        None
     }
 
     /// Pipelines held in strings (Job DSL `script('''pipeline { … }''')`), scanned in turn.
@@ -705,6 +739,21 @@ impl Scan<'_, '_> {
             scan_at_depth(&lit.value, &map, &ctx, self.opts, self.out, depth + 1);
         }
     }
+}
+
+/// Offset of the `-` that starts the first item under the first `containers:` line of a pod YAML.
+fn first_container_item(yaml: &str) -> Option<usize> {
+    let mut offset = 0;
+    let mut seen = false;
+    for line in yaml.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if seen && trimmed.starts_with("- ") {
+            return Some(offset + line.len() - trimmed.len());
+        }
+        seen |= trimmed.trim_end() == "containers:";
+        offset += line.len();
+    }
+    None
 }
 
 /// Whether token `i` defines a `jnlp` container: a `containerTemplate` named `jnlp`, or a pod

@@ -16,8 +16,8 @@ mod shell;
 mod yaml;
 
 pub use finding::{
-    DEFAULT_JNLP_IMAGE, FileReport, Finding, Insertion, Kind, Options, Part, PartRole, ScanError,
-    ServiceAccount, Source, Workload, is_templated,
+    DEFAULT_JNLP_IMAGE, FileReport, Finding, Insert, Insertion, Kind, Options, Part, PartRole,
+    ScanError, ServiceAccount, Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;

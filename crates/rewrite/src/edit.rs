@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use discover::{Finding, Kind, PartRole};
+use discover::{Finding, Insert, Kind, PartRole};
 use imgref::Reference;
 
 use crate::{Mapping, MappingError};
@@ -164,7 +164,10 @@ fn edit_finding(
     }
     let after = Some(format!("{} {}", f.kind, mapped.normalized()));
     match f.kind {
-        Kind::Implicit => implicit(text, f, reference, &mapped, opts, plan),
+        Kind::Implicit => {
+            let kind = implicit(text, f, reference, &mapped, opts, plan);
+            return Ok(Some(format!("{kind} {}", mapped.normalized())));
+        }
         Kind::Composed => composed(f, &mapped, mapping, plan),
         _ if f.exact => plan
             .edits
@@ -291,7 +294,9 @@ fn composed(f: &Finding, mapped: &Reference, mapping: &Mapping, plan: &mut Plan)
 }
 
 /// The Jenkins `jnlp` agent: the plugin prefixes its default image with the cloud's
-/// `jnlpregistry`, so that setting is what moves it.
+/// `jnlpregistry`, so that setting is what moves it; where a pod template has no cloud setting
+/// in reach (a Jenkinsfile), an explicit `jnlp` container is added instead. Returns the kind the
+/// finding has afterwards (literal once the container is written out).
 fn implicit(
     text: &str,
     f: &Finding,
@@ -299,14 +304,71 @@ fn implicit(
     mapped: &Reference,
     opts: &PlanOptions,
     plan: &mut Plan,
-) {
+) -> Kind {
     if !opts.fix_implicit {
-        return plan.skip(
+        plan.skip(
             f,
             "implicit image: run with --fix-implicit to set jnlpregistry, or add a jnlp container",
         );
+        return Kind::Implicit;
     }
-    // The image the plugin appends to jnlpregistry: the finding's image without the registry.
+    let registry_part = f.parts.iter().find(|p| p.role == PartRole::Registry);
+    let Some(ins) = f.insertion.as_ref().filter(|_| registry_part.is_none()) else {
+        match (registry_part, jnlpregistry(f, mapped)) {
+            (Some(part), Some(registry)) if part.exact => {
+                plan.edits.push(Edit::value(part.span.clone(), registry))
+            }
+            (Some(_), None) => plan.skip(
+                f,
+                &format!("{reference} maps to {mapped}, which jnlpregistry cannot express"),
+            ),
+            _ => plan.skip(
+                f,
+                "no place to set jnlpregistry; add a jnlp container to the template",
+            ),
+        }
+        return Kind::Implicit;
+    };
+    let line_start = text[..ins.offset].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &text[line_start..ins.offset];
+    if !indent.bytes().all(|b| b == b' ' || b == b'\t') {
+        plan.skip(
+            f,
+            "the surrounding settings are not one per line; add it by hand",
+        );
+        return Kind::Implicit;
+    }
+    let (replacement, after) = match ins.what {
+        Insert::RegistryKey(key) => match jnlpregistry(f, mapped) {
+            Some(registry) => (format!("{key}: {registry}\n{indent}"), Kind::Implicit),
+            None => {
+                plan.skip(
+                    f,
+                    &format!("{reference} maps to {mapped}, which jnlpregistry cannot express"),
+                );
+                return Kind::Implicit;
+            }
+        },
+        Insert::YamlJnlpContainer => (
+            format!("- name: jnlp\n{indent}  image: {mapped}\n{indent}"),
+            Kind::Literal,
+        ),
+        Insert::GroovyJnlpContainer => (
+            format!("containerTemplate(name: 'jnlp', image: '{mapped}'),\n{indent}"),
+            Kind::Literal,
+        ),
+    };
+    plan.edits.push(Edit {
+        span: ins.offset..ins.offset,
+        replacement,
+        adds_entry: true,
+    });
+    after
+}
+
+/// The `jnlpregistry` that makes the plugin's default image come out as `mapped`: the new name
+/// without the image the plugin appends.
+fn jnlpregistry(f: &Finding, mapped: &Reference) -> Option<String> {
     let appended = match f.parts.iter().find(|p| p.role == PartRole::Registry) {
         Some(r) => f.image[r.value.trim_end_matches('/').len()..]
             .trim_start_matches('/')
@@ -317,44 +379,10 @@ fn implicit(
         .map(|r| spelled_name(&r))
         .unwrap_or(appended);
     let new_name = spelled_name(mapped);
-    let Some(registry) = new_name
+    new_name
         .strip_suffix(appended_name.as_str())
         .and_then(|p| p.strip_suffix('/'))
-    else {
-        return plan.skip(
-            f,
-            &format!("{reference} maps to {mapped}, which jnlpregistry cannot express"),
-        );
-    };
-    match (
-        f.parts.iter().find(|p| p.role == PartRole::Registry),
-        &f.insertion,
-    ) {
-        (Some(part), _) if part.exact => plan
-            .edits
-            .push(Edit::value(part.span.clone(), registry.to_string())),
-        (None, Some(ins)) => {
-            let line_start = text[..ins.offset].rfind('\n').map_or(0, |i| i + 1);
-            let indent = &text[line_start..ins.offset];
-            if indent.bytes().all(|b| b == b' ' || b == b'\t') {
-                let replacement = format!("{}: {registry}\n{indent}", ins.key);
-                plan.edits.push(Edit {
-                    span: ins.offset..ins.offset,
-                    replacement,
-                    adds_entry: true,
-                });
-            } else {
-                plan.skip(
-                    f,
-                    "the cloud's settings are not one per line; add jnlpregistry by hand",
-                );
-            }
-        }
-        _ => plan.skip(
-            f,
-            "no place to set jnlpregistry; add a jnlp container to the template",
-        ),
-    }
+        .map(str::to_string)
 }
 
 impl Plan {

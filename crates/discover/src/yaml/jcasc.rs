@@ -3,7 +3,7 @@
 //! that has no container named `jnlp` after `inheritFrom` — prefixed with `jnlpregistry`.
 
 use super::{Node, Path, Walk};
-use crate::{Finding, Insertion, Kind, Part, PartRole, Source};
+use crate::{Finding, Insert, Insertion, Kind, Part, PartRole, Source};
 
 /// Keys only a JCasC `jenkins:` section has; a Helm values file may also have `jenkins:` (a
 /// subchart's settings), which is not JCasC.
@@ -153,7 +153,7 @@ fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path) {
     let insertion = match (registry, cloud.as_map().and_then(|m| m.first())) {
         (None, Some((Node::Scalar(first), _))) if w.map.is_exact() => Some(Insertion {
             offset: w.span(first).0.start,
-            key: "jnlpregistry",
+            what: Insert::RegistryKey("jnlpregistry"),
         }),
         _ => None,
     };
