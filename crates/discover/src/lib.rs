@@ -28,13 +28,16 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
     let mut report = FileReport::default();
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
-        Err(e) => {
+        // Binary files in a walked tree are not configuration; only a file named like a format
+        // airlock reads is an error when it is not text.
+        Err(e) if named_like_a_format(name) => {
             report.errors.push(ScanError {
                 offset: e.valid_up_to(),
                 message: "not UTF-8 text".to_string(),
             });
             return report;
         }
+        Err(_) => return report,
     };
     let map = OffsetMap::identity();
     match detect(name, text) {
@@ -51,6 +54,21 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
             .then(a.span.end.cmp(&b.span.end))
     });
     report
+}
+
+fn named_like_a_format(name: &str) -> bool {
+    let base = name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(name)
+        .to_ascii_lowercase();
+    base == "-"
+        || [".yaml", ".yml", ".json", ".groovy", ".dockerfile"]
+            .iter()
+            .any(|e| base.ends_with(e))
+        || ["dockerfile", "containerfile", "jenkinsfile"]
+            .iter()
+            .any(|p| base.starts_with(p))
 }
 
 /// Whether a file is read as YAML (as opposed to a Dockerfile, a Jenkinsfile or an image list).

@@ -559,10 +559,10 @@ fn binary_input_does_not_panic() {
     let controls = "FROM \u{0}\u{1}\u{7f}\nimage: '\u{0}'\n\u{feff}podTemplate(\u{0}";
     for name in ["Dockerfile", "Jenkinsfile", "images.txt", "blob.bin"] {
         let report = scan_file(name, &not_utf8, &opts);
-        assert!(
-            !report.errors.is_empty() && report.findings.is_empty(),
-            "{name}"
-        );
+        // Named like a format airlock reads: an error; anything else in a walked tree: skipped.
+        let named = matches!(name, "Dockerfile" | "Jenkinsfile");
+        assert_eq!(!report.errors.is_empty(), named, "{name}");
+        assert!(report.findings.is_empty(), "{name}");
         let report = scan_file(name, controls.as_bytes(), &opts);
         assert_positions(controls.as_bytes(), &report);
     }
@@ -646,4 +646,15 @@ proptest! {
         let report = scan_file(name, text.as_bytes(), &Options::default());
         assert_positions(text.as_bytes(), &report);
     }
+}
+
+#[test]
+fn binary_files_are_skipped_unless_named_like_configuration() {
+    let bytes = b"\xff\xfe\x00\x01binary";
+    assert_eq!(
+        discover::scan_file("blob.dat", bytes, &discover::Options::default()),
+        discover::FileReport::default()
+    );
+    let report = discover::scan_file("values.yaml", bytes, &discover::Options::default());
+    assert_eq!(report.errors[0].message, "not UTF-8 text");
 }
