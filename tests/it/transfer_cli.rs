@@ -558,3 +558,112 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_never_stored() {
             .all(|k| !layers.contains(&format!("sha256:{k}")))
     );
 }
+
+#[test]
+fn signatures_tagged_after_the_digest_travel_with_the_image() {
+    let set = ImageSet::temp().unwrap();
+    let app = set
+        .image(
+            "lab/app:1",
+            &ImageSpec::new(
+                Media::Oci,
+                Platform::linux_amd64(),
+                vec![LayerSpec::new(40_000, 31)],
+            ),
+        )
+        .unwrap();
+    // A cosign-style signature: an artifact stored under `sha256-<hex>.sig` in the same repository.
+    let sig_tag = format!(
+        "sha256-{}.sig",
+        app.digest().to_string().trim_start_matches("sha256:")
+    );
+    let sig = set
+        .image(
+            &format!("lab/app:{sig_tag}"),
+            &ImageSpec::new(
+                Media::Oci,
+                Platform::linux_amd64(),
+                vec![LayerSpec::new(500, 32)],
+            ),
+        )
+        .unwrap();
+    let source = Registry::start(RegistryKind::PLAIN).unwrap();
+    let src = source.host();
+    for name in ["lab/app:1".to_string(), format!("lab/app:{sig_tag}")] {
+        let mut args = vec!["--preserve-digests".to_string()];
+        args.extend(source.dest_args());
+        skopeo_copy(
+            &set.skopeo_source(&name).unwrap(),
+            &format!("docker://{src}/{name}"),
+            &args,
+        )
+        .unwrap();
+    }
+    let dir = tempdir();
+    std::fs::write(dir.path().join("list"), format!("{src}/lab/app:1\n")).unwrap();
+
+    let mirrored = Registry::start(RegistryKind::PLAIN).unwrap();
+    let to = mirrored.host();
+    let (code, images, _) = run_json(
+        dir.path(),
+        &[
+            "mirror",
+            "-f",
+            "list",
+            "--to",
+            &to,
+            "--insecure",
+            &src,
+            "--insecure",
+            &to,
+        ],
+    );
+    assert_eq!(code, 0, "{images:?}");
+    assert_eq!(
+        inspect_digest(&mirrored, &format!("lab/app:{sig_tag}")),
+        sig.digest().to_string()
+    );
+
+    // Through the air gap too: pack keeps it in the layout, push carries it on.
+    assert_eq!(
+        run_json(
+            dir.path(),
+            &["pack", "-f", "list", "-o", "bundle.tar", "--insecure", &src]
+        )
+        .0,
+        0
+    );
+    let pushed = Registry::start(RegistryKind::PLAIN).unwrap();
+    let to = pushed.host();
+    assert_eq!(
+        run_json(
+            dir.path(),
+            &["push", "bundle.tar", "--to", &to, "--insecure", &to]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        inspect_digest(&pushed, &format!("lab/app:{sig_tag}")),
+        sig.digest().to_string()
+    );
+
+    // --no-referrers leaves it behind.
+    let bare = Registry::start(RegistryKind::PLAIN).unwrap();
+    let to = bare.host();
+    let args = [
+        "mirror",
+        "-f",
+        "list",
+        "--to",
+        &to,
+        "--no-referrers",
+        "--insecure",
+        &src,
+        "--insecure",
+        &to,
+    ];
+    assert_eq!(run_json(dir.path(), &args).0, 0);
+    let sig_ref = format!("docker://{to}/lab/app:{sig_tag}");
+    assert!(skopeo_inspect_raw(&sig_ref, &bare.inspect_args()).is_err());
+}

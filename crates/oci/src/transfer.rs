@@ -265,7 +265,13 @@ impl Transfer {
 
     /// Copies one image from `src` to `dst`.
     pub async fn copy(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
-        let r = self.copy_inner(src, dst).await;
+        let r = match self.copy_inner(src, dst).await {
+            Ok(copied) => self
+                .copy_tagged_referrers(src, dst, &copied.source_digest)
+                .await
+                .map(|()| copied),
+            Err(e) => Err(e),
+        };
         let c = if r.is_ok() {
             &self.counters.images_ok
         } else {
@@ -482,6 +488,42 @@ impl Transfer {
             for r in refs {
                 self.copy_child(src, dst, &r).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Signatures, attestations and SBOMs kept under tags named after the image's digest: cosign's
+    /// `sha256-<hex>.sig`/`.att`/`.sbom` and the OCI referrers tag schema's `sha256-<hex>`. On a
+    /// registry without the referrers API (distribution 2.8) they are the only referrers there
+    /// are. Copied under the same tag (into a layout, named `<repository>:<tag>`, so `push`
+    /// carries them on).
+    async fn copy_tagged_referrers(
+        &self,
+        src: &Endpoint,
+        dst: &Endpoint,
+        digest: &Digest,
+    ) -> Result<(), Error> {
+        let Endpoint::Registry { client, repo, .. } = src else {
+            return Ok(());
+        };
+        if !self.opts.referrers {
+            return Ok(());
+        }
+        for suffix in ["", ".sig", ".att", ".sbom"] {
+            let tag = format!("{}-{}{suffix}", digest.algorithm(), digest.hex());
+            if client.head_manifest(repo, &tag).await?.is_none() {
+                continue;
+            }
+            let from = Endpoint::registry(client, repo.clone(), Some(&tag));
+            let to = match dst {
+                Endpoint::Registry { client, repo, .. } => {
+                    Endpoint::registry(client, repo.clone(), Some(&tag))
+                }
+                Endpoint::Layout { layout, .. } => {
+                    Endpoint::layout(layout, Some(&format!("{repo}:{tag}")))
+                }
+            };
+            Box::pin(self.copy_inner(&from, &to)).await?;
         }
         Ok(())
     }
