@@ -8,7 +8,7 @@
 //! platform filter never fabricates a new index (see [`CopiedImage::index_preserved`]); one
 //! failing image does not stop the others ([`Transfer::copy_many`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -206,6 +206,8 @@ pub struct Transfer {
     in_flight: Arc<Mutex<HashMap<BlobKey, Arc<Mutex<()>>>>>,
     /// A repository of each target registry known to hold a blob, to mount it from.
     placed: Arc<Mutex<HashMap<BlobKey, Repo>>>,
+    /// Tags of the source repositories, for signatures stored under digest tags.
+    tags: Arc<Mutex<HashMap<Repo, Arc<HashSet<String>>>>>,
 }
 
 impl Transfer {
@@ -217,6 +219,7 @@ impl Transfer {
             counters: Arc::default(),
             in_flight: Arc::default(),
             placed: Arc::default(),
+            tags: Arc::default(),
         }
     }
 
@@ -509,9 +512,10 @@ impl Transfer {
         if !self.opts.referrers {
             return Ok(());
         }
+        let tags = self.source_tags(client, repo).await?;
         for suffix in ["", ".sig", ".att", ".sbom"] {
             let tag = format!("{}-{}{suffix}", digest.algorithm(), digest.hex());
-            if client.head_manifest(repo, &tag).await?.is_none() {
+            if !tags.contains(&tag) {
                 continue;
             }
             let from = Endpoint::registry(client, repo.clone(), Some(&tag));
@@ -526,6 +530,28 @@ impl Transfer {
             Box::pin(self.copy_inner(&from, &to)).await?;
         }
         Ok(())
+    }
+
+    /// A source repository's tags, listed once per run (one request instead of four lookups per
+    /// image, which would dominate a rerun).
+    async fn source_tags(
+        &self,
+        client: &Client,
+        repo: &Repo,
+    ) -> Result<Arc<HashSet<String>>, Error> {
+        if let Some(tags) = self.tags.lock().await.get(repo) {
+            return Ok(tags.clone());
+        }
+        let tags: Arc<HashSet<String>> = Arc::new(
+            client
+                .list_tags(repo)
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        );
+        self.tags.lock().await.insert(repo.clone(), tags.clone());
+        Ok(tags)
     }
 
     async fn target_has_manifest(&self, dst: &Endpoint, digest: &Digest) -> Result<bool, Error> {

@@ -210,6 +210,34 @@ impl Client {
             })?;
         Ok(Some(doc.manifests))
     }
+
+    /// The repository's tags (`GET /v2/<name>/tags/list`); `None` when the repository is unknown.
+    pub async fn list_tags(&self, repo: &Repo) -> Result<Option<Vec<String>>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let url = self.url(repo, "tags/list")?;
+        let resp = self
+            .send(
+                repo,
+                &Scopes::pull(&repo.name),
+                Request::new(Method::GET, url.clone()),
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(status_error("GET", &url, resp).await),
+        }
+        let bytes = read_limited(resp, &url).await?;
+        let doc: Tags = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
+            image: format!("{repo} tag list"),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(doc.tags.unwrap_or_default()))
+    }
 }
 
 /// Reads a small response body, refusing more than [`MAX_MANIFEST_BYTES`].
