@@ -31,6 +31,21 @@ fn run_json(dir: &std::path::Path, args: &[&str]) -> (i32, Vec<Value>, Value) {
     )
 }
 
+/// `airlock mirror -f LIST --to TO` between two plain-HTTP registries, with `extra` flags.
+fn mirror(
+    dir: &std::path::Path,
+    list: &str,
+    src: &str,
+    to: &str,
+    extra: &[&str],
+) -> (i32, Vec<Value>, Value) {
+    let mut args = vec!["mirror", "-f", list, "--to", to, "--insecure", src];
+    // The target may carry a path prefix; --insecure takes the host.
+    args.extend(["--insecure", to.split('/').next().unwrap_or(to)]);
+    args.extend(extra);
+    run_json(dir, &args)
+}
+
 fn inspect_digest(registry: &Registry, image: &str) -> String {
     sha256_digest(
         &skopeo_inspect_raw(
@@ -135,20 +150,14 @@ fn mirror_maps_names_filters_platforms_and_one_failure_does_not_stop_the_rest() 
         format!("{src}/lab/app:1.0\n{src}/lab/multi:1.0\n{src}/lab/missing:9\n"),
     )
     .unwrap();
-    let args = [
-        "mirror",
-        "-f",
+    let prefixed = format!("{to}/mirror");
+    let (code, images, summary) = mirror(
+        dir.path(),
         "images.txt",
-        "--to",
-        &format!("{to}/mirror"),
-        "--mapping",
-        "replace-host",
-        "--insecure",
         &src,
-        "--insecure",
-        &to,
-    ];
-    let (code, images, summary) = run_json(dir.path(), &args);
+        &prefixed,
+        &["--mapping", "replace-host"],
+    );
     assert_eq!(code, 3, "a failed image gives exit 3");
     assert_eq!(
         (
@@ -171,20 +180,14 @@ fn mirror_maps_names_filters_platforms_and_one_failure_does_not_stop_the_rest() 
     );
 
     // One platform only: the index digest cannot be kept, and the result says so.
-    let args = [
-        "mirror",
-        "-f",
+    let prefixed = format!("{to}/arm");
+    let (_, images, _) = mirror(
+        dir.path(),
         "images.txt",
-        "--to",
-        &format!("{to}/arm"),
-        "--platform",
-        "linux/arm64",
-        "--insecure",
         &src,
-        "--insecure",
-        &to,
-    ];
-    let (_, images, _) = run_json(dir.path(), &args);
+        &prefixed,
+        &["--platform", "linux/arm64"],
+    );
     let multi = images
         .iter()
         .find(|i| i["source"].as_str().unwrap().contains("multi"))
@@ -515,20 +518,7 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_never_stored() {
     let dir = tempdir();
     std::fs::write(dir.path().join("list"), format!("{src}/lab/big:1\n")).unwrap();
     let to = target.host();
-    let (code, images, _) = run_json(
-        dir.path(),
-        &[
-            "mirror",
-            "-f",
-            "list",
-            "--to",
-            &to,
-            "--insecure",
-            &src,
-            "--insecure",
-            &to,
-        ],
-    );
+    let (code, images, _) = mirror(dir.path(), "list", &src, &to, &[]);
     assert_eq!(code, 3);
     assert!(
         images[0]["error"].as_str().unwrap().contains("digest"),
@@ -604,20 +594,7 @@ fn signatures_tagged_after_the_digest_travel_with_the_image() {
 
     let mirrored = Registry::start(RegistryKind::PLAIN).unwrap();
     let to = mirrored.host();
-    let (code, images, _) = run_json(
-        dir.path(),
-        &[
-            "mirror",
-            "-f",
-            "list",
-            "--to",
-            &to,
-            "--insecure",
-            &src,
-            "--insecure",
-            &to,
-        ],
-    );
+    let (code, images, _) = mirror(dir.path(), "list", &src, &to, &[]);
     assert_eq!(code, 0, "{images:?}");
     assert_eq!(
         inspect_digest(&mirrored, &format!("lab/app:{sig_tag}")),
@@ -651,19 +628,10 @@ fn signatures_tagged_after_the_digest_travel_with_the_image() {
     // --no-referrers leaves it behind.
     let bare = Registry::start(RegistryKind::PLAIN).unwrap();
     let to = bare.host();
-    let args = [
-        "mirror",
-        "-f",
-        "list",
-        "--to",
-        &to,
-        "--no-referrers",
-        "--insecure",
-        &src,
-        "--insecure",
-        &to,
-    ];
-    assert_eq!(run_json(dir.path(), &args).0, 0);
+    assert_eq!(
+        mirror(dir.path(), "list", &src, &to, &["--no-referrers"]).0,
+        0
+    );
     let sig_ref = format!("docker://{to}/lab/app:{sig_tag}");
     assert!(skopeo_inspect_raw(&sig_ref, &bare.inspect_args()).is_err());
 }
