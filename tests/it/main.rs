@@ -2,18 +2,71 @@
 
 mod check_cli;
 mod corpus;
+mod hostile_cli;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
 mod transfer_cli;
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+/// A command for the binary under test, run as on a clean machine: `HOME` is a fresh empty
+/// directory that lives as long as the command, and nothing of the developer's own setup
+/// (Docker config, credentials, XDG directories) leaks in unless the test sets it.
+pub struct Isolated<C> {
+    cmd: C,
+    _home: tempfile::TempDir,
+}
+
+impl<C> Deref for Isolated<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.cmd
+    }
+}
+
+impl<C> DerefMut for Isolated<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.cmd
+    }
+}
+
+/// Variables that point the binary at a user's configuration or credentials.
+const HOST_ENV: &[&str] = &[
+    "DOCKER_CONFIG",
+    "AIRLOCK_CREDS",
+    "REGISTRY_AUTH_FILE",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_DIRS",
+    "XDG_DATA_DIRS",
+];
+
+/// The binary under test, as a `std::process::Command` (for tests that spawn and watch it).
+pub fn airlock_process() -> Isolated<std::process::Command> {
+    let home = tempfile::Builder::new()
+        .prefix("airlock-home-")
+        .tempdir()
+        .expect("temp HOME");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    cmd.env("HOME", home.path());
+    for var in HOST_ENV {
+        cmd.env_remove(var);
+    }
+    Isolated { cmd, _home: home }
+}
 
 /// The binary under test.
-pub fn airlock() -> Command {
-    Command::cargo_bin("airlock").expect("airlock binary")
+pub fn airlock() -> Isolated<assert_cmd::Command> {
+    let Isolated { cmd, _home } = airlock_process();
+    Isolated {
+        cmd: assert_cmd::Command::from_std(cmd),
+        _home,
+    }
 }
 
 /// A fresh temporary directory per test.
@@ -23,4 +76,18 @@ pub fn tempdir() -> tempfile::TempDir {
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_command_runs_with_an_empty_home_and_no_docker_config() {
+    let cmd = airlock_process();
+    let envs: std::collections::HashMap<_, _> = cmd.get_envs().collect();
+    let home = PathBuf::from(envs[std::ffi::OsStr::new("HOME")].unwrap());
+    assert!(home.is_dir());
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+    for var in HOST_ENV {
+        assert_eq!(envs.get(std::ffi::OsStr::new(var)), Some(&None), "{var}");
+    }
+    drop(cmd);
+    assert!(!home.exists(), "the HOME of a finished command is removed");
 }

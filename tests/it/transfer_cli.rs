@@ -317,7 +317,7 @@ fn pack_killed_mid_run_resumes_without_refetching_complete_blobs() {
     let dir = tempdir();
     std::fs::write(dir.path().join("list"), format!("{src}/lab/big:1\n")).unwrap();
     let pack = || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+        let mut cmd = crate::airlock_process();
         cmd.current_dir(dir.path()).args([
             "pack",
             "-f",
@@ -331,7 +331,8 @@ fn pack_killed_mid_run_resumes_without_refetching_complete_blobs() {
         ]);
         cmd
     };
-    let mut child = pack().spawn().unwrap();
+    let mut first = pack();
+    let mut child = first.spawn().unwrap();
     // Kill as soon as the first blob is complete, so the rerun has something to skip.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while complete_blobs(&dir.path().join("layout")).is_empty()
