@@ -16,8 +16,18 @@ const VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Lockfile {
     pub version: u32,
-    #[serde(default)]
+    /// `images:` with nothing under it reads as null in YAML; a lock file with no images (or an
+    /// older airlock's rendering of one) is still a valid lock file.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub images: Vec<Locked>,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// One reference and what it resolved to.
@@ -82,7 +92,13 @@ impl Lockfile {
             "# airlock.lock: every image reference and the digest it resolved to, written by `airlock lock`.\n\
              # Review changes like code; regenerate rather than edit.\n",
         );
-        out.push_str(&format!("version: {VERSION}\nimages:\n"));
+        out.push_str(&format!("version: {VERSION}\n"));
+        // An empty block would be null; say "no images" in YAML's flow syntax instead.
+        out.push_str(if self.images.is_empty() {
+            "images: []\n"
+        } else {
+            "images:\n"
+        });
         for i in &self.images {
             out.push_str(&format!(
                 "  - image: {}\n    digest: {}\n    mediaType: {}\n",
@@ -131,5 +147,21 @@ mod tests {
         let back: Lockfile = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(back, lock);
         assert_eq!(back.images[0].image, "docker.io/library/nginx:1");
+    }
+
+    #[test]
+    fn empty_lock_renders_a_list_and_null_images_read_as_empty() {
+        let empty = Lockfile {
+            version: VERSION,
+            images: vec![],
+        };
+        let text = empty.render();
+        assert!(text.contains("\nimages: []\n"), "{text}");
+        assert_eq!(serde_saphyr::from_str::<Lockfile>(&text).unwrap(), empty);
+        // What airlock wrote before: a bare `images:` key.
+        let old: Lockfile = serde_saphyr::from_str("version: 1\nimages:\n").unwrap();
+        assert_eq!(old, empty);
+        let old: Lockfile = serde_saphyr::from_str("version: 1\nimages: ~\n").unwrap();
+        assert_eq!(old, empty);
     }
 }

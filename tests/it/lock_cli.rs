@@ -172,3 +172,58 @@ fn rewrite_pin_writes_the_locked_digest() {
         want
     );
 }
+
+#[test]
+fn a_lock_with_no_images_reads_back_in_lock_pack_and_rewrite() {
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        let out = airlock()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    std::fs::write(dir.path().join("none.txt"), "# nothing to lock yet\n").unwrap();
+    let (code, stderr) = run(&["lock", "-f", "none.txt"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lock = std::fs::read_to_string(dir.path().join("airlock.lock")).unwrap();
+    assert!(lock.contains("\nimages: []\n"), "{lock}");
+
+    // Every lookup failing (nothing listens on port 1) locks nothing either.
+    std::fs::write(dir.path().join("gone.txt"), "127.0.0.1:1/lab/gone:1\n").unwrap();
+    let (code, stderr) = run(&["lock", "-f", "gone.txt", "--insecure", "127.0.0.1:1"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("locked 0 of 1 images"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("airlock.lock")).unwrap(),
+        lock
+    );
+
+    // A file written by an older airlock: `images:` with nothing under it (YAML null).
+    std::fs::write(dir.path().join("airlock.lock"), "version: 1\nimages:\n").unwrap();
+    let (code, stderr) = run(&["lock", "-f", "none.txt"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run(&[
+        "pack",
+        "--lock",
+        "airlock.lock",
+        "-o",
+        "layout",
+        "--progress",
+        "quiet",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.path().join("layout/oci-layout").is_file());
+    std::fs::write(dir.path().join("pod.yaml"), "kind: Pod\napiVersion: v1\n").unwrap();
+    let (code, stderr) = run(&[
+        "rewrite",
+        "--registry",
+        "mirror.local",
+        "--pin",
+        "--write",
+        "pod.yaml",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
