@@ -78,6 +78,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
     pub jnlp_image: String,
 
+    #[command(flatten)]
+    pub read: crate::inputs::ReadArgs,
+
     /// When to colour the table.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -110,6 +113,9 @@ pub struct RewriteArgs {
     pub jnlp_image: String,
 
     #[command(flatten)]
+    pub read: crate::inputs::ReadArgs,
+
+    #[command(flatten)]
     pub config: ConfigArgs,
 }
 
@@ -126,6 +132,9 @@ pub struct CheckArgs {
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
     #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
     pub jnlp_image: String,
+
+    #[command(flatten)]
+    pub read: crate::inputs::ReadArgs,
 
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -157,6 +166,9 @@ pub struct LockArgs {
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
     #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
     pub jnlp_image: String,
+
+    #[command(flatten)]
+    pub read: crate::inputs::ReadArgs,
 
     #[command(flatten)]
     pub registry: crate::registry::RegistryArgs,

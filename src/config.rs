@@ -132,8 +132,8 @@ impl ConfigArgs {
 }
 
 fn read(path: &Path) -> anyhow::Result<Config> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Settings are small; the verbs' --max-file-size is about the configuration they scan.
+    let text = crate::fsutil::read_text_limited(path, crate::inputs::DEFAULT_MAX_FILE_SIZE)?;
     serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Deserialize;
 
 /// The file looked for in the working directory by `rewrite --pin` and `pack`.
@@ -52,9 +51,8 @@ pub struct LockedPlatform {
 }
 
 impl Lockfile {
-    pub fn read(path: &Path) -> anyhow::Result<Lockfile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+    pub fn read(path: &Path, limit: crate::fsutil::ByteSize) -> anyhow::Result<Lockfile> {
+        let text = crate::fsutil::read_text_limited(path, limit)?;
         let lock: Lockfile = serde_saphyr::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         anyhow::ensure!(

@@ -97,6 +97,9 @@ pub struct ImageArgs {
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
     #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
     pub jnlp_image: String,
+
+    #[command(flatten)]
+    pub read: crate::inputs::ReadArgs,
 }
 
 /// One image to move: its normalised reference and, when locked, the digest to fetch.
@@ -128,7 +131,7 @@ impl ImageArgs {
     pub fn select(&self) -> anyhow::Result<Vec<Image>> {
         let mut images: Vec<Image> = Vec::new();
         if let Some(lock) = &self.lock {
-            for entry in crate::lockfile::Lockfile::read(lock)?.images {
+            for entry in crate::lockfile::Lockfile::read(lock, self.read.max_file_size)?.images {
                 let reference = imgref::Reference::parse(&entry.image)
                     .with_context(|| format!("{}: {}", lock.display(), entry.image))?;
                 images.push(Image {
@@ -138,8 +141,12 @@ impl ImageArgs {
             }
         }
         if self.lock.is_none() || self.list.is_some() || !self.paths.is_empty() {
-            let refs =
-                crate::inputs::references(&self.paths, self.list.as_deref(), &self.jnlp_image)?;
+            let refs = crate::inputs::references(
+                &self.paths,
+                self.list.as_deref(),
+                &self.jnlp_image,
+                self.read.max_file_size,
+            )?;
             images.extend(refs.into_iter().map(|reference| Image {
                 reference,
                 digest: None,

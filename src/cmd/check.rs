@@ -58,7 +58,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     let opts = discover::Options {
         default_jnlp_image: args.jnlp_image.clone(),
     };
-    let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
+    let (files, errors) = inputs::scan_all(&args.paths, &opts, args.read.max_file_size)?;
     let pairs: Vec<(String, &discover::FileReport)> =
         files.iter().map(|f| (f.name.clone(), &f.report)).collect();
     let output = CheckOutput {

@@ -9,12 +9,17 @@ use crate::inputs;
 use crate::lockfile::{Locked, LockedPlatform, Lockfile};
 
 pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
-    let refs = inputs::references(&args.paths, args.list.as_deref(), &args.jnlp_image)?;
+    let refs = inputs::references(
+        &args.paths,
+        args.list.as_deref(),
+        &args.jnlp_image,
+        args.read.max_file_size,
+    )?;
     let client = args.registry.client(None)?;
     let resolved = crate::registry::runtime()?.block_on(resolve_all(&client, &refs));
 
     let mut lock = if args.output.exists() {
-        Lockfile::read(&args.output)?
+        Lockfile::read(&args.output, args.read.max_file_size)?
     } else {
         Lockfile::default()
     };

@@ -19,11 +19,11 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let plan_opts = rewrite::PlanOptions {
         fix_implicit: args.fix_implicit,
         pins: match &args.pin {
-            Some(lock) => crate::lockfile::Lockfile::read(lock)?.digests(),
+            Some(lock) => crate::lockfile::Lockfile::read(lock, args.read.max_file_size)?.digests(),
             None => Default::default(),
         },
     };
-    let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
+    let (files, errors) = inputs::scan_all(&args.paths, &opts, args.read.max_file_size)?;
     for e in &errors {
         eprintln!(
             "airlock: {}:{}:{}: {} (file left unchanged)",

@@ -13,7 +13,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     let opts = discover::Options {
         default_jnlp_image: args.jnlp_image.clone(),
     };
-    let (files, errors) = inputs::scan_all(&args.paths, &opts)?;
+    let (files, errors) = inputs::scan_all(&args.paths, &opts, args.read.max_file_size)?;
     let output = ScanOutput::new(&files, errors);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -1,1 +1,301 @@
-//! Hostile input and a hostile machine: files that lie about what they are, control characters, races and links.
+//! Hostile input and a hostile machine: links, unreadable directories, endless or huge files,
+//! control characters, concurrent writers.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{airlock, airlock_process, airlock_unprivileged, airlock_via, tempdir};
+
+fn pod(image: &str) -> String {
+    format!("kind: Pod\napiVersion: v1\nspec:\n  containers:\n  - name: c\n    image: {image}\n")
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `(file, image)` of every finding, relative to `root`.
+fn findings(v: &Value, root: &Path) -> Vec<(String, String)> {
+    let root = format!("{}/", root.display());
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["file"].as_str().unwrap();
+            (
+                file.strip_prefix(&root).unwrap_or(file).to_string(),
+                f["image"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn symlinked_files_and_directories_in_a_walk_are_scanned_once_and_checked() {
+    let tmp = tempdir();
+    let (outside, scan) = (tmp.path().join("outside"), tmp.path().join("scan"));
+    write(&outside.join("pod.yaml"), &pod("quay.io/x/linked:1"));
+    write(
+        &outside.join("dir/pod.yaml"),
+        &pod("quay.io/x/in-linked-dir:1"),
+    );
+    write(&scan.join("own.yaml"), &pod("mirror.local/x/own:1"));
+    symlink("../outside/pod.yaml", scan.join("link.yaml")).unwrap();
+    symlink("../outside/dir", scan.join("linkdir")).unwrap();
+    symlink(".", scan.join("loop")).unwrap();
+    // A second name for a file already seen (a hard link and a link to a link) adds nothing.
+    std::fs::hard_link(outside.join("pod.yaml"), scan.join("zz-hard.yaml")).unwrap();
+    symlink("link.yaml", scan.join("zz-link-to-link.yaml")).unwrap();
+
+    let out = airlock()
+        .args(["scan", "--format", "json"])
+        .arg(&scan)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(
+        findings(&v, &scan),
+        [
+            ("link.yaml".into(), "quay.io/x/linked:1".into()),
+            (
+                "linkdir/pod.yaml".into(),
+                "quay.io/x/in-linked-dir:1".into()
+            ),
+            ("own.yaml".into(), "mirror.local/x/own:1".into()),
+        ]
+    );
+
+    // `check` no longer passes while a linked file names a public image.
+    let out = airlock()
+        .args(["check", "--registry", "mirror.local"])
+        .arg(&scan)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("link.yaml:6:12: registry-not-allowed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("linkdir/pod.yaml:6:12: registry-not-allowed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_broken_link_is_reported_by_its_path_and_the_rest_scanned() {
+    let tmp = tempdir();
+    write(&tmp.path().join("a.yaml"), &pod("nginx:1"));
+    symlink("gone.yaml", tmp.path().join("dangling.yaml")).unwrap();
+    let out = airlock()
+        .args(["scan", "--format", "json"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(findings(&v, tmp.path()).len(), 1);
+    let err = &v["errors"][0];
+    assert_eq!(
+        err["file"],
+        tmp.path().join("dangling.yaml").to_str().unwrap()
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken symbolic link"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_subdirectory_is_reported_by_its_own_path_and_the_rest_scanned() {
+    let tmp = tempdir();
+    let root = tmp.path();
+    write(&root.join("a/pod.yaml"), &pod("nginx:1"));
+    write(&root.join("locked/pod.yaml"), &pod("redis:7"));
+    write(&root.join("z/pod.yaml"), &pod("busybox:1"));
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = root.join("locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+
+    let out = airlock_unprivileged()
+        .args(["scan", "--format", "json"])
+        .arg(root)
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(
+        findings(&v, root),
+        [
+            ("a/pod.yaml".into(), "nginx:1".into()),
+            ("z/pod.yaml".into(), "busybox:1".into()),
+        ]
+    );
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(errors[0]["file"], locked.to_str().unwrap());
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot read directory") && message.contains("ermission denied"),
+        "{message}"
+    );
+
+    // The human formats name it on stderr the same way, and still exit 2.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = airlock_unprivileged()
+        .args(["check", "--registry", "mirror.local"])
+        .arg(root)
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:0:0: cannot read directory", locked.display())),
+        "{stderr}"
+    );
+}
+
+/// The high-water mark of a process's resident memory, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap();
+    kib << 10
+}
+
+/// `(bytes read so far, state letter)` of a running process.
+fn io_and_state(pid: u32) -> (u64, char) {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let rchar = io
+        .lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .map_or(0, |v| v.parse().unwrap());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?');
+    (rchar, state)
+}
+
+#[test]
+fn scan_of_dev_zero_stops_at_the_size_limit_with_bounded_memory() {
+    // Default limit: a clear error naming the file and the limit, quickly. The address-space
+    // cap only keeps a regression from eating the machine; it is far above what a bounded read needs.
+    let started = Instant::now();
+    let out = airlock_via(&["prlimit", "--as=4294967296", "--"])
+        .args(["scan", "/dev/zero"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero:0:0: cannot read: the input is larger than the 64 MiB limit"),
+        "{stderr}"
+    );
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+
+    // Measured: after /dev/zero the binary blocks reading stdin (named next), where its peak
+    // resident memory can be read from /proc before it exits.
+    let limit: u64 = 16 << 20;
+    let mut cmd = airlock_process();
+    let mut child = cmd
+        .args(["scan", "--max-file-size", "16M", "/dev/zero", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (read, state) = io_and_state(pid);
+        if read > limit && state == 'S' {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read {read} bytes, state {state}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let peak = peak_rss(pid);
+    let (read, _) = io_and_state(pid);
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("larger than the 16 MiB limit"), "{stderr}");
+    eprintln!(
+        "/dev/zero with a 16 MiB limit: {read} bytes read, peak RSS {} KiB",
+        peak >> 10
+    );
+    assert!(read < 2 * limit, "read {read} bytes");
+    assert!(peak < 3 * limit + (32 << 20), "peak RSS {peak} bytes");
+}
+
+#[test]
+fn a_sparse_gigabyte_file_is_refused_before_it_is_read() {
+    let tmp = tempdir();
+    let big = tmp.path().join("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    write(&tmp.path().join("pod.yaml"), &pod("nginx:1"));
+    let started = Instant::now();
+    let out = airlock()
+        .args(["scan", "--format", "json"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(
+        findings(&v, tmp.path()),
+        [("pod.yaml".into(), "nginx:1".into())]
+    );
+    assert_eq!(v["errors"][0]["file"], big.to_str().unwrap());
+    assert_eq!(
+        v["errors"][0]["message"],
+        "cannot read: 1073741824 bytes is larger than the 64 MiB limit; not read (raise it with --max-file-size)"
+    );
+
+    // The same limit guards an image list, and the flag moves it.
+    std::fs::write(tmp.path().join("list.txt"), "nginx:1\n".repeat(200)).unwrap();
+    let out = airlock()
+        .current_dir(tmp.path())
+        .args(["lock", "--max-file-size", "1K", "-f", "list.txt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot read list.txt: 1600 bytes is larger than the 1 KiB limit"),
+        "{stderr}"
+    );
+}

@@ -9,6 +9,7 @@ mod scan_cli;
 mod transfer_cli;
 
 use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 /// A command for the binary under test, run as on a clean machine: `HOME` is a fresh empty
@@ -67,6 +68,53 @@ pub fn airlock() -> Isolated<assert_cmd::Command> {
         cmd: assert_cmd::Command::from_std(cmd),
         _home,
     }
+}
+
+/// The effective user id the tests run as (from /proc: unsafe code, and so libc, is forbidden).
+pub fn euid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("a Uid: line");
+    uid.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The binary under test, started through `wrapper` (a program that execs its arguments, such
+/// as `prlimit` or `setpriv`), with the same clean environment.
+pub fn airlock_via(wrapper: &[&str]) -> Isolated<assert_cmd::Command> {
+    let Isolated { cmd, _home } = airlock_process();
+    let mut outer = std::process::Command::new(wrapper[0]);
+    outer.args(&wrapper[1..]).arg(cmd.get_program());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    Isolated {
+        cmd: assert_cmd::Command::from_std(outer),
+        _home,
+    }
+}
+
+/// The binary under test as an unprivileged user. Root reads any directory whatever its mode
+/// (CAP_DAC_READ_SEARCH), so as root `setpriv` (util-linux) first drops to `nobody`, which has
+/// no capabilities: a test about permissions then tests permissions, not root's bypass of them.
+pub fn airlock_unprivileged() -> Isolated<assert_cmd::Command> {
+    if euid() != 0 {
+        return airlock();
+    }
+    let cmd = airlock_via(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ]);
+    // The fresh HOME is the user's own, whoever runs.
+    std::fs::set_permissions(cmd._home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    cmd
 }
 
 /// A fresh temporary directory per test.
