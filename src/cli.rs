@@ -100,6 +100,11 @@ pub struct RewriteArgs {
     #[arg(long)]
     pub check: bool,
 
+    /// With --write, also rewrite a file that has other hard links: this name gets the new
+    /// contents and the other names keep the old ones. Without it such a file is refused.
+    #[arg(long, requires = "write")]
+    pub split_hard_links: bool,
+
     /// Also add the settings that move implicit images (a Jenkins cloud's `jnlpregistry`).
     #[arg(long)]
     pub fix_implicit: bool,

@@ -1,13 +1,70 @@
-//! Writing files so that a crash or a full disk never leaves one half-written.
+//! Reading inputs within a size limit, and replacing files so that a crash, a full disk or a
+//! concurrent writer never leaves one half-written or silently loses what was written to it.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
-/// Write `bytes` to a temporary file beside `path` and rename it over `path`. Permissions of an
-/// existing file are kept.
+/// Write `bytes` to a temporary file beside `path` and rename it over `path`. A symbolic link is
+/// followed (its target is replaced, the link stays); an existing file keeps its owner and
+/// permissions, less any setuid/setgid bit.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = resolve_link(path)?;
+    replace(&path, bytes, None).map(|_| ())
+}
+
+/// The file a path names: the target of a symbolic link, the path itself otherwise.
+pub fn resolve_link(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_symlink() {
+        std::fs::canonicalize(path)
+            .with_context(|| format!("cannot follow the symbolic link {}", path.display()))
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+/// What a file was when it was read: any write, truncation, replacement or change of mode since
+/// changes one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Snapshot {
+    pub fn of(meta: &std::fs::Metadata) -> Snapshot {
+        Snapshot {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// What replacing a file did besides writing the new bytes.
+#[derive(Debug, Default)]
+pub struct Replaced {
+    /// The old file had setuid or setgid bits, which the new one does not get.
+    pub cleared_setid: bool,
+}
+
+/// Set-user-ID and set-group-ID: never carried over to rewritten content, as the kernel clears
+/// them when another user writes to a file.
+const SETID_BITS: u32 = 0o6000;
+
+/// Replace `path` (not a symbolic link) with `bytes`: a temporary file beside it gets the bytes,
+/// the old file's owner and mode (less setuid/setgid), and is renamed over it. With `expect`,
+/// the file is checked against what it was when read, just before the rename, and left alone
+/// if anything changed — a concurrent append is refused, not lost. What remains is the gap
+/// between that last check and the rename itself, a few system calls.
+pub fn replace(path: &Path, bytes: &[u8], expect: Option<&Snapshot>) -> anyhow::Result<Replaced> {
     let shown = path.display();
     let dir = path
         .parent()
@@ -20,13 +77,52 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write a temporary file beside {shown}"))?;
+    let mut replaced = Replaced::default();
     if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(tmp.path(), meta.permissions())
+        // Owner first: a change of owner clears set-id bits, which are decided below anyway.
+        let mine = tmp.as_file().metadata()?;
+        if (mine.uid(), mine.gid()) != (meta.uid(), meta.gid()) {
+            std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()))
+                .with_context(|| {
+                    format!(
+                        "cannot give the new {shown} its owner {}:{}; not changed",
+                        meta.uid(),
+                        meta.gid()
+                    )
+                })?;
+        }
+        let mode = meta.mode() & 0o7777;
+        replaced.cleared_setid = mode & SETID_BITS != 0;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode & !SETID_BITS))
             .with_context(|| format!("cannot copy the permissions of {shown}"))?;
+    }
+    pause_for_tests();
+    if let Some(expect) = expect {
+        let now =
+            std::fs::symlink_metadata(path).with_context(|| format!("cannot read {shown}"))?;
+        if Snapshot::of(&now) != *expect {
+            // The temporary file is removed as `tmp` drops.
+            bail!("{shown} changed on disk while it was being rewritten; not changed (run again)");
+        }
     }
     tmp.persist(path)
         .with_context(|| format!("cannot replace {shown}"))?;
-    Ok(())
+    // The rename is durable only once the directory is.
+    if let Ok(d) = std::fs::File::open(dir) {
+        d.sync_all().ok();
+    }
+    Ok(replaced)
+}
+
+/// A test hook in debug builds: with `AIRLOCK_TEST_PAUSE_BEFORE_RENAME` naming a FIFO, wait for
+/// a writer to open and close it between writing the temporary file and the last check, so a
+/// test can change the file in that window deterministically.
+fn pause_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(fifo) = std::env::var_os("AIRLOCK_TEST_PAUSE_BEFORE_RENAME") {
+        std::fs::read(fifo).ok();
+    }
 }
 
 /// A size in bytes as given on the command line: a number with an optional binary suffix

@@ -1,14 +1,17 @@
 //! `airlock rewrite`: point every image reference at the private registry by editing the bytes
 //! of the values in place. Shows a unified diff by default; `--write` edits the files (temporary
-//! file + rename, permissions kept); `--check` exits 1 when anything would change.
+//! file + rename, owner and permissions kept, a concurrent change refused); `--check` exits 1
+//! when anything would change.
 
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
 use crate::cli::RewriteArgs;
 use crate::exit::Exit;
+use crate::fsutil::{ByteSize, Snapshot};
 use crate::inputs::{self, Input};
 
 pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
@@ -70,8 +73,31 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
                 bail!("--write cannot edit standard input")
             };
             // One file that cannot be written does not stop the others.
-            match write_in_place(path, s.text.as_bytes(), new.as_bytes()) {
-                Ok(()) => writeln!(out, "rewrote {} ({} edits)", s.name, plan.edits.len())?,
+            let written = write_in_place(
+                path,
+                s.text.as_bytes(),
+                new.as_bytes(),
+                args.split_hard_links,
+                args.read.max_file_size,
+            );
+            match written {
+                Ok(w) => {
+                    let target = w
+                        .target
+                        .map(|t| format!(" -> {}", t.display()))
+                        .unwrap_or_default();
+                    let setid = if w.cleared_setid {
+                        "; setuid/setgid bits cleared"
+                    } else {
+                        ""
+                    };
+                    writeln!(
+                        out,
+                        "rewrote {}{target} ({} edits{setid})",
+                        s.name,
+                        plan.edits.len()
+                    )?
+                }
                 Err(e) => {
                     eprintln!("airlock: {e:#}");
                     bad_input = true;
@@ -95,18 +121,53 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     Ok(if bad_input { Exit::BadInput } else { Exit::Ok })
 }
 
-/// Replace a file's contents without ever leaving it half-written: the new bytes go to a
-/// temporary file in the same directory, which is renamed over the original. Refuses when the
-/// file changed since it was read or is read-only.
-fn write_in_place(path: &Path, original: &[u8], new: &[u8]) -> anyhow::Result<()> {
+/// What `--write` did to one file, for the line that reports it.
+struct Written {
+    /// The file edited, when the path named a symbolic link to it.
+    target: Option<PathBuf>,
+    cleared_setid: bool,
+}
+
+/// Replace a file's contents without ever leaving it half-written and without losing a
+/// concurrent write: the new bytes go to a temporary file beside the original, which is renamed
+/// over it only if the original is still exactly what was scanned. A symbolic link's target is
+/// edited; a file with other hard links is refused unless `split_hard_links` (a rename gives this
+/// name new contents and leaves the others with the old ones).
+fn write_in_place(
+    path: &Path,
+    original: &[u8],
+    new: &[u8],
+    split_hard_links: bool,
+    limit: ByteSize,
+) -> anyhow::Result<Written> {
+    let real = crate::fsutil::resolve_link(path)?;
+    let target = (real != path).then(|| real.clone());
     let shown = path.display();
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    let file = std::fs::File::open(&real).with_context(|| format!("cannot read {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {shown}"))?;
+    if !meta.is_file() {
+        bail!("{shown} is not a regular file; not changed");
+    }
     if meta.permissions().readonly() {
         bail!("{shown} is read-only; not changed");
     }
-    let now = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+    if meta.nlink() > 1 && !split_hard_links {
+        bail!(
+            "{shown} has {} hard links, which a rewrite would split (this name new, the others \
+             old); not changed (pass --split-hard-links to rewrite this name only)",
+            meta.nlink()
+        );
+    }
+    let now = crate::fsutil::read_limited(file, Some(meta.len()), limit)
+        .with_context(|| format!("cannot read {shown}"))?;
     if now != original {
         bail!("{shown} changed on disk since it was scanned; not changed (run again)");
     }
-    crate::fsutil::write_atomic(path, new)
+    let replaced = crate::fsutil::replace(&real, new, Some(&Snapshot::of(&meta)))?;
+    Ok(Written {
+        target,
+        cleared_setid: replaced.cleared_setid,
+    })
 }

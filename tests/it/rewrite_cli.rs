@@ -379,3 +379,202 @@ fn the_examples_loop_scan_rewrite_check_passes() {
         Some(0)
     );
 }
+
+const COMPOSE: &str = "services:\n  web:\n    image: nginx:1.27 # pinned\n";
+const REWRITTEN: &str =
+    "services:\n  web:\n    image: registry.corp.local:5000/mirror/library/nginx:1.27 # pinned\n";
+
+/// Temporary files `--write` left in `dir`.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".airlock"))
+        .collect()
+}
+
+#[test]
+fn write_through_a_symlink_edits_its_target_and_keeps_the_link() {
+    use std::os::unix::fs::symlink;
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    let target = dir.path().join("real/compose.yaml");
+    std::fs::write(&target, COMPOSE).unwrap();
+    symlink("real/compose.yaml", dir.path().join("link.yaml")).unwrap();
+    let out = rewrite(dir.path(), &["--write", "link.yaml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let real = std::fs::canonicalize(&target).unwrap();
+    assert_eq!(
+        stdout,
+        format!("rewrote link.yaml -> {} (1 edits)\n", real.display())
+    );
+    assert!(
+        dir.path().join("link.yaml").is_symlink(),
+        "the link stays a link"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), REWRITTEN);
+    // Walked, the link and its target are one file, edited once.
+    std::fs::write(&target, COMPOSE).unwrap();
+    let out = rewrite(dir.path(), &["--write", "."]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), REWRITTEN);
+}
+
+#[test]
+fn write_keeps_the_owner_of_a_file_owned_by_another_user() {
+    use std::os::unix::fs::MetadataExt;
+    if crate::euid() != 0 {
+        // Only root can make a file owned by someone else to test with.
+        eprintln!("not root: cannot create a file owned by another user; not tested");
+        return;
+    }
+    let dir = tempdir();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, COMPOSE).unwrap();
+    std::os::unix::fs::chown(&file, Some(1234), Some(5678)).unwrap();
+    let out = rewrite(dir.path(), &["--write", "compose.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), REWRITTEN);
+}
+
+#[test]
+fn write_clears_setuid_and_setgid_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, COMPOSE).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    let out = rewrite(dir.path(), &["--write", "compose.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "rewrote compose.yaml (1 edits; setuid/setgid bits cleared)\n"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+}
+
+#[test]
+fn write_refuses_a_hard_linked_file_unless_told_to_split_it() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempdir();
+    let file = dir.path().join("compose.yaml");
+    let other = dir.path().join("other-name.txt");
+    std::fs::write(&file, COMPOSE).unwrap();
+    std::fs::hard_link(&file, &other).unwrap();
+    let out = rewrite(dir.path(), &["--write", "compose.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("compose.yaml has 2 hard links"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), COMPOSE);
+    assert_eq!(std::fs::metadata(&file).unwrap().nlink(), 2);
+
+    let out = rewrite(
+        dir.path(),
+        &["--write", "--split-hard-links", "compose.yaml"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), REWRITTEN);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), COMPOSE);
+    assert_eq!(std::fs::metadata(&file).unwrap().nlink(), 1);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// A writer appends between `--write` writing its temporary file and renaming it, the window in
+/// which the append used to be lost. The binary's debug-build hook waits on a FIFO there, so the
+/// append lands in that window every time, without sleeps.
+#[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the pause hook exists in debug builds only"
+)]
+fn write_detects_a_concurrent_append_and_loses_nothing() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempdir();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, COMPOSE).unwrap();
+    let fifo = dir.path().join("pause");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut cmd = crate::airlock_process();
+    let mut child = cmd
+        .current_dir(dir.path())
+        .args(["rewrite", "--registry", TARGET, "--write", "compose.yaml"])
+        .env("AIRLOCK_TEST_PAUSE_BEFORE_RENAME", &fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening a FIFO's write end without blocking succeeds only once the reader is there, that
+    // is, once the binary is paused (O_NONBLOCK is 0o4000 on Linux).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pause = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000)
+            .open(&fifo)
+        {
+            Ok(f) => break f,
+            Err(_) if child.try_wait().unwrap().is_none() => {
+                assert!(std::time::Instant::now() < deadline, "never paused");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the binary ended without pausing ({e}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"# appended by another writer\n")
+        .unwrap();
+    drop(pause);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("compose.yaml changed on disk while it was being rewritten; not changed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{COMPOSE}# appended by another writer\n")
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}
