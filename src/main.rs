@@ -8,6 +8,7 @@ mod exit;
 mod fsutil;
 mod inputs;
 mod lockfile;
+mod output;
 mod registry;
 mod report;
 
@@ -20,7 +21,8 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {
-            eprintln!("airlock: {err:#}");
+            // Errors name values from files and registries: escaped like all human output.
+            eprintln!("airlock: {}", output::escape(&format!("{err:#}")));
             exit::Exit::from_error(&err).into()
         }
     }

@@ -17,6 +17,7 @@ use crate::cli::{CheckArgs, CheckFormat};
 use crate::config::Settings;
 use crate::exit::Exit;
 use crate::inputs::{self, Scanned};
+use crate::output::escape;
 use crate::report::ErrorOut;
 
 /// SARIF's schema, as code-scanning services expect it to be named.
@@ -83,7 +84,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     out.flush()?;
     if args.format != CheckFormat::Json {
         for e in &output.errors {
-            eprintln!("airlock: {}:{}:{}: {}", e.file, e.line, e.column, e.message);
+            eprintln!(
+                "airlock: {}:{}:{}: {}",
+                escape(&e.file),
+                e.line,
+                e.column,
+                escape(&e.message)
+            );
         }
     }
     // Unread input means the check is incomplete, which outranks what it did find.
@@ -153,13 +160,13 @@ fn write_human(out: &mut impl Write, output: &CheckOutput, checked: usize) -> st
         writeln!(
             out,
             "{}:{}:{}: {}: {}",
-            v.file,
+            escape(&v.file),
             v.line,
             v.column,
             v.rule.as_str(),
-            v.message
+            escape(&v.message)
         )?;
-        writeln!(out, "    fix: {}", v.fix)?;
+        writeln!(out, "    fix: {}", escape(&v.fix))?;
     }
     let files: BTreeSet<&str> = output.violations.iter().map(|v| v.file.as_str()).collect();
     let plural =

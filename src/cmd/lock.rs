@@ -42,7 +42,7 @@ pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
         args.output.display()
     );
     for f in &failed {
-        eprintln!("airlock: failed: {f}");
+        eprintln!("airlock: failed: {}", crate::output::escape(f));
     }
     Ok(if failed.is_empty() {
         Exit::Ok

@@ -3,7 +3,7 @@
 //! file + rename, owner and permissions kept, a concurrent change refused); `--check` exits 1
 //! when anything would change.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,7 @@ use crate::cli::RewriteArgs;
 use crate::exit::Exit;
 use crate::fsutil::{ByteSize, Snapshot};
 use crate::inputs::{self, Input};
+use crate::output::{escape, escape_lines};
 
 pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let mapping = args.config.load()?.mapping()?;
@@ -30,7 +31,10 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     for e in &errors {
         eprintln!(
             "airlock: {}:{}:{}: {} (file left unchanged)",
-            e.file, e.line, e.column, e.message
+            escape(&e.file),
+            e.line,
+            e.column,
+            escape(&e.message)
         );
     }
     let mut bad_input = !errors.is_empty();
@@ -48,6 +52,7 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     )?;
 
     let mut changed = 0;
+    let terminal = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for s in &scanned {
@@ -58,7 +63,9 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
             let (line, column) = index.position(skip.span.start);
             eprintln!(
                 "airlock: {}:{line}:{column}: {} left as is: {}",
-                s.name, skip.image, skip.reason
+                escape(&s.name),
+                escape(&skip.image),
+                escape(&skip.reason)
             );
         }
         if plan.edits.is_empty() {
@@ -84,7 +91,7 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
                 Ok(w) => {
                     let target = w
                         .target
-                        .map(|t| format!(" -> {}", t.display()))
+                        .map(|t| format!(" -> {}", escape(&t.display().to_string())))
                         .unwrap_or_default();
                     let setid = if w.cleared_setid {
                         "; setuid/setgid bits cleared"
@@ -94,23 +101,29 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
                     writeln!(
                         out,
                         "rewrote {}{target} ({} edits{setid})",
-                        s.name,
+                        escape(&s.name),
                         plan.edits.len()
                     )?
                 }
                 Err(e) => {
-                    eprintln!("airlock: {e:#}");
+                    eprintln!("airlock: {}", escape(&format!("{e:#}")));
                     bad_input = true;
                 }
             }
         } else if !args.check {
             let diff = similar::TextDiff::from_lines(s.text.as_str(), new.as_str());
-            write!(
-                out,
-                "{}",
-                diff.unified_diff()
-                    .header(&format!("a/{}", s.name), &format!("b/{}", s.name))
-            )?;
+            let name = escape(&s.name);
+            let diff = diff
+                .unified_diff()
+                .header(&format!("a/{name}"), &format!("b/{name}"))
+                .to_string();
+            // Piped, the diff stays byte-exact for `patch`/`git apply`; on a terminal the file's
+            // own lines are escaped like every other value.
+            if terminal {
+                write!(out, "{}", escape_lines(&diff))?;
+            } else {
+                write!(out, "{diff}")?;
+            }
         }
     }
     out.flush()?;

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use crate::cli::{Color, Format, ScanArgs};
 use crate::exit::Exit;
 use crate::inputs;
+use crate::output::escape;
 use crate::report::{FindingOut, ScanOutput};
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
@@ -37,7 +38,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     out.flush()?;
     if args.format != Format::Json {
         for e in &output.errors {
-            eprintln!("airlock: {}:{}:{}: {}", e.file, e.line, e.column, e.message);
+            eprintln!(
+                "airlock: {}:{}:{}: {}",
+                escape(&e.file),
+                e.line,
+                e.column,
+                escape(&e.message)
+            );
         }
     }
     Ok(if output.errors.is_empty() {
@@ -55,7 +62,7 @@ fn write_list(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()> 
         .filter_map(|f| f.normalized.as_deref())
         .collect();
     for r in unique {
-        writeln!(out, "{r}")?;
+        writeln!(out, "{}", escape(r))?;
     }
     Ok(())
 }
@@ -81,10 +88,11 @@ fn write_table(out: &mut impl Write, output: &ScanOutput, color: bool) -> std::i
         let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
         kinds.sort_unstable();
         kinds.dedup();
+        let image = escape(image);
         let title = if *attention {
-            paint("33", image)
+            paint("33", &image)
         } else {
-            paint("1", image)
+            paint("1", &image)
         };
         let count = findings.len();
         let noun = if count == 1 { "place" } else { "places" };
@@ -94,8 +102,13 @@ fn write_table(out: &mut impl Write, output: &ScanOutput, color: bool) -> std::i
             paint("2", &format!("{count} {noun}, {}", kinds.join(", ")))
         )?;
         for f in findings {
-            let loc = format!("{}:{}:{}", f.file, f.line, f.column);
-            writeln!(out, "    {}  {}", paint("36", &loc), paint("2", &f.context))?;
+            let loc = format!("{}:{}:{}", escape(&f.file), f.line, f.column);
+            writeln!(
+                out,
+                "    {}  {}",
+                paint("36", &loc),
+                paint("2", &escape(&f.context))
+            )?;
         }
     }
     let images = groups.keys().filter(|(attention, _)| !attention).count();

@@ -136,7 +136,12 @@ pub async fn run(
                     r.source, r.target, c.source_digest
                 )?,
                 Ok(_) => {}
-                Err(e) => eprintln!("airlock: failed: {} -> {}: {e}", r.source, r.target),
+                Err(e) => eprintln!(
+                    "airlock: failed: {} -> {}: {}",
+                    r.source,
+                    r.target,
+                    crate::output::escape(&e.to_string())
+                ),
             },
         }
     }

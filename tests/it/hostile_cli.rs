@@ -299,3 +299,71 @@ fn a_sparse_gigabyte_file_is_refused_before_it_is_read() {
         "{stderr}"
     );
 }
+
+/// The class of kubectl's CVE-2021-25743: names and values from files carrying terminal escape
+/// sequences (ESC, BEL) are printed escaped by every human format, and JSON stays JSON.
+#[test]
+fn control_characters_from_files_never_reach_the_terminal_raw() {
+    let tmp = tempdir();
+    let root = tmp.path();
+    // YAML's own escapes (`\e`, `\a`) put ESC and BEL into parsed names and values.
+    write(
+        &root.join("pod.yaml"),
+        concat!(
+            "kind: Pod\napiVersion: v1\nmetadata:\n  name: \"evil\\e]0;pwned\\a\"\nspec:\n",
+            "  containers:\n  - name: \"c\\e[2J\"\n    image: \"nginx\\e[31m\\a\"\n",
+            "  - name: \"ok\\e[8m\"\n    image: quay.io/x/y:1\n",
+            "  - name: t\n    image: \"{{ .Values.x }}\\e[5m\"\n",
+        ),
+    );
+    // Raw bytes where the format allows them, and in a file name.
+    write(
+        &root.join("Dockerfile"),
+        "FROM nginx\x1b[31m:1\nFROM alpine:3\n",
+    );
+    write(&root.join("name\x1b[31m\x07.yaml"), &pod("busybox:1"));
+
+    let runs: [&[&str]; 6] = [
+        &["scan", "--color", "never"],
+        &["scan", "--format", "list"],
+        &["check", "--registry", "mirror.local"],
+        &["rewrite", "--registry", "mirror.local"],
+        &["rewrite", "--registry", "mirror.local", "--check"],
+        &["rewrite", "--registry", "mirror.local", "--write"],
+    ];
+    for args in runs {
+        let out = airlock().args(args).arg(root).output().unwrap();
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !bytes.iter().any(|b| *b == 0x1b || *b == 0x07),
+                "{args:?} {stream}: {}",
+                String::from_utf8_lossy(bytes).escape_debug()
+            );
+        }
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Shown escaped, not dropped: the reader still sees what the file holds.
+        assert!(all.contains("\\x1b"), "{args:?}: {all}");
+    }
+    let out = airlock()
+        .args(["scan", "--format", "json"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\x1b') && text.contains("\\u001b"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let contexts: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["context"].as_str().unwrap())
+        .collect();
+    assert!(
+        contexts.iter().any(|c| c.contains("evil\x1b]0;pwned\x07")),
+        "{contexts:?}"
+    );
+}
