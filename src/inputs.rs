@@ -22,7 +22,7 @@ pub const DEFAULT_MAX_FILE_SIZE: ByteSize = ByteSize(64 << 20);
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReadArgs {
     /// Largest file (or standard input) read, with K, M or G; a larger one is reported and
-    /// skipped, before it is read.
+    /// skipped (a regular file before it is read, a stream once it passes the limit).
     #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: ByteSize,
 }
