@@ -197,7 +197,7 @@ pub(crate) struct Walk<'a> {
     /// Strings already scanned as embedded documents. An aliased string is one shared node
     /// reached again: its findings are the same bytes, and scanning it once per alias would let
     /// a string reached 100,000 times be parsed 100,000 times.
-    embedded_seen: HashSet<*const Scalar>,
+    embedded_seen: HashSet<*const u8>,
 }
 
 impl<'a> Walk<'a> {
@@ -282,7 +282,7 @@ impl<'a> Walk<'a> {
     pub fn embedded(&mut self, s: &Scalar, context: String) {
         if !s.value.contains('\n')
             || !contains_ignore_case(&s.value, "image")
-            || !self.embedded_seen.insert(std::ptr::from_ref(s))
+            || !self.embedded_seen.insert(s.value.as_ptr())
         {
             return;
         }
@@ -365,7 +365,7 @@ impl Walk<'_> {
                 let (span, exact) = self.span(s);
                 crate::Part {
                     role: *role,
-                    value: s.value.clone(),
+                    value: s.value.to_string(),
                     span,
                     exact,
                 }
@@ -391,7 +391,7 @@ impl Walk<'_> {
 pub(crate) fn scalars(text: &str) -> Result<Vec<(Range<usize>, String)>, ScanError> {
     fn collect(node: &Node, out: &mut Vec<(Range<usize>, String)>) {
         match node {
-            Node::Scalar(s) => out.push((s.span.clone(), s.value.clone())),
+            Node::Scalar(s) => out.push((s.span.clone(), s.value.to_string())),
             Node::Map(_) => node.as_map().unwrap_or_default().iter().for_each(|(k, v)| {
                 collect(k, out);
                 collect(v, out);

@@ -6,8 +6,8 @@
 //! while building, so callers see what a YAML loader would see, with spans that still point at
 //! the bytes that were written (the anchored definition).
 //!
-//! An alias shares its anchored node (nodes are reference-counted), so building stays linear in
-//! the text; but every walk over the tree sees the expansion, which grows exponentially with
+//! An alias shares its anchored node (collections are reference-counted, scalar text is shared),
+//! so building stays linear in the text; but every walk over the tree sees the expansion, which grows exponentially with
 //! nested aliases ("billion laughs"). An [`AliasBudget`] caps the nodes aliases may add to one
 //! file, and an alias that would go past it fails the document with its position.
 //!
@@ -36,7 +36,7 @@ const INDEX_ABOVE: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
-    Scalar(Rc<Scalar>),
+    Scalar(Scalar),
     Map(Rc<Map>),
     Seq(Rc<[Node]>),
 }
@@ -45,7 +45,7 @@ pub(crate) enum Node {
 #[derive(Debug)]
 pub(crate) struct Map {
     entries: Vec<(Node, Node)>,
-    index: Option<KeyIndex>,
+    index: Option<Box<KeyIndex>>,
 }
 
 /// The position of the last entry with each string key, exactly and ASCII-case-folded.
@@ -57,7 +57,8 @@ struct KeyIndex {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Scalar {
-    pub value: String,
+    /// Shared by the copies an alias makes.
+    pub value: Rc<str>,
     pub style: ScalarStyle,
     /// Bytes of the value in the parsed text: inside quotes; for block scalars the first content
     /// line through the end of the content.
@@ -130,7 +131,7 @@ impl Map {
                     folded.insert(k.to_ascii_lowercase().into_boxed_str(), i);
                 }
             }
-            KeyIndex { exact, folded }
+            Box::new(KeyIndex { exact, folded })
         });
         Map { entries, index }
     }
@@ -167,7 +168,7 @@ impl Node {
     }
 
     pub fn as_str(&self) -> Option<&str> {
-        self.as_scalar().map(|s| s.value.as_str())
+        self.as_scalar().map(|s| &*s.value)
     }
 
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
@@ -221,7 +222,7 @@ impl Scalar {
     /// Whether this scalar is YAML null (`~`, `null`, or nothing at all).
     pub fn is_null(&self) -> bool {
         self.style == ScalarStyle::Plain
-            && matches!(self.value.as_str(), "" | "~" | "null" | "Null" | "NULL")
+            && matches!(&*self.value, "" | "~" | "null" | "Null" | "NULL")
     }
 
     /// Map offsets in this scalar's value to offsets in the parsed text.
@@ -356,7 +357,7 @@ pub(crate) fn parse(text: &str, budget: &AliasBudget) -> (Vec<Node>, Option<Yaml
                 (node, size)
             }
             Event::Scalar(value, style, anchor, _) => {
-                let node = Node::Scalar(Rc::new(builder.scalar(value.into_owned(), style, span)));
+                let node = Node::Scalar(builder.scalar(value.into_owned(), style, span));
                 builder.remember(anchor, &node, 1);
                 (node, 1)
             }
@@ -399,7 +400,7 @@ impl Frame {
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             if k.as_scalar()
-                .is_some_and(|s| s.value == "<<" && s.style == ScalarStyle::Plain)
+                .is_some_and(|s| &*s.value == "<<" && s.style == ScalarStyle::Plain)
             {
                 match &v {
                     Node::Map(m) => merged.extend(m.entries.iter().cloned()),
@@ -471,8 +472,9 @@ impl Builder<'_> {
         YamlError {
             offset: self.base + at,
             message: format!(
-                "alias {name} expands past {ALIAS_EXPANSION_LIMIT} nodes, the most aliases may \
-                 add to one file (an exponential \"billion laughs\" document?)"
+                "alias {name} would take the nodes aliases add to this file past \
+                 {ALIAS_EXPANSION_LIMIT} (aliases nested to grow exponentially, a \"billion \
+                 laughs\"?)"
             ),
             kind: YamlErrorKind::AliasBudget,
         }
@@ -508,7 +510,7 @@ impl Builder<'_> {
                 if text.as_bytes().get(start) != Some(&quote) {
                     // Never expected; a wrong span must not become a wrong edit.
                     return Scalar {
-                        value,
+                        value: value.into(),
                         style,
                         span: start..start,
                         exact: false,
@@ -532,7 +534,7 @@ impl Builder<'_> {
             }
         };
         Scalar {
-            value,
+            value: value.into(),
             style,
             span,
             exact,
@@ -636,7 +638,7 @@ mod tests {
             ("c", "plain value", true),
         ] {
             let s = d.get(key).unwrap().as_scalar().unwrap();
-            assert_eq!(s.value, want);
+            assert_eq!(&*s.value, want);
             assert_eq!(s.exact, exact, "{key}");
             if exact {
                 assert_eq!(&text[s.span.clone()], want);
