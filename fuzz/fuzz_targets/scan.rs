@@ -1,5 +1,6 @@
 //! Any bytes as a file: discovery must not panic, whatever the format it detects, and every span
-//! it reports lies inside the input (and spells the image where it says it does).
+//! it reports lies inside the input (and spells the image where it says it does), and aliases
+//! cannot multiply the findings past the per-file expansion cap.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,4 +24,9 @@ fuzz_target!(|data: &[u8]| {
     for e in &report.errors {
         assert!(e.offset <= bytes.len(), "{e:?}");
     }
+    // Written images need bytes each; only aliases multiply them, and those are capped per file.
+    // More findings than this means nested aliases (or a string reached through them) escaped
+    // the cap.
+    let bound = 2 * (bytes.len() as u64 + discover::ALIAS_EXPANSION_LIMIT);
+    assert!(report.findings.len() as u64 <= bound, "{} findings", report.findings.len());
 });

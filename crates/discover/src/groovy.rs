@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
+use crate::yaml::AliasBudget;
 use crate::{FileReport, Finding, Insert, Insertion, Kind, OffsetMap, Options, ScanError, Source};
 
 /// How deep pipelines held in strings of pipelines (Job DSL `script('''…''')`) are followed.
@@ -116,9 +117,10 @@ pub(crate) fn scan(
     map: &OffsetMap,
     context: &str,
     opts: &Options,
+    budget: &AliasBudget,
     out: &mut FileReport,
 ) {
-    scan_at_depth(text, map, context, opts, out, 0);
+    scan_at_depth(text, map, context, opts, budget, out, 0);
 }
 
 fn scan_at_depth(
@@ -126,6 +128,7 @@ fn scan_at_depth(
     map: &OffsetMap,
     context: &str,
     opts: &Options,
+    budget: &AliasBudget,
     out: &mut FileReport,
     depth: usize,
 ) {
@@ -141,6 +144,7 @@ fn scan_at_depth(
         map,
         prefix: context,
         opts,
+        budget,
         out,
         yaml: HashSet::new(),
     };
@@ -569,6 +573,8 @@ struct Scan<'t, 'o> {
     map: &'o OffsetMap,
     prefix: &'o str,
     opts: &'o Options,
+    /// The file's alias budget, for the YAML this pipeline embeds.
+    budget: &'o AliasBudget,
     out: &'o mut FileReport,
     /// Strings already handed to the YAML module.
     yaml: HashSet<usize>,
@@ -656,7 +662,7 @@ impl Scan<'_, '_> {
         let inner = OffsetMap::from_segments(lit.segs.clone(), !lit.escaped);
         let map = self.map.compose(&inner);
         let ctx = self.context(key, " yaml") + " › ";
-        crate::yaml::scan_embedded(&lit.value, &map, &ctx, self.opts, self.out);
+        crate::yaml::scan_embedded(&lit.value, &map, &ctx, self.opts, self.budget, self.out);
     }
 
     /// The Kubernetes plugin adds a `jnlp` container (its default agent image) to a pod template
@@ -736,7 +742,15 @@ impl Scan<'_, '_> {
                 .map
                 .compose(&OffsetMap::from_segments(lit.segs.clone(), !lit.escaped));
             let ctx = self.context(i, "");
-            scan_at_depth(&lit.value, &map, &ctx, self.opts, self.out, depth + 1);
+            scan_at_depth(
+                &lit.value,
+                &map,
+                &ctx,
+                self.opts,
+                self.budget,
+                self.out,
+                depth + 1,
+            );
         }
     }
 }

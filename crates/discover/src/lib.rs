@@ -21,6 +21,7 @@ pub use finding::{
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;
+pub use yaml::ALIAS_EXPANSION_LIMIT;
 
 /// Scan one file's bytes. `name` is used only as a hint (a `Dockerfile` with odd content is
 /// still a Dockerfile); detection is by content.
@@ -42,7 +43,10 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
     let map = OffsetMap::identity();
     match detect(name, text) {
         Format::Dockerfile => dockerfile::scan(text, &map, opts, &mut report),
-        Format::Jenkinsfile => groovy::scan(text, &map, "", opts, &mut report),
+        Format::Jenkinsfile => {
+            let budget = yaml::AliasBudget::new();
+            groovy::scan(text, &map, "", opts, &budget, &mut report)
+        }
         Format::ImageList => imagelist::scan(text, &mut report),
         Format::Yaml => yaml::scan_file(text, opts, &mut report),
         Format::Unknown => {}

@@ -33,6 +33,8 @@ impl std::str::FromStr for Mode {
 }
 
 /// An explicit rule: a normalised name starting with `from` is renamed to start with `to`.
+/// `from` matches whole path segments only: `docker.io/jenkins` and `docker.io/jenkins/` both
+/// match `docker.io/jenkins` and everything under it, never `docker.io/jenkinsci`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub from: String,
@@ -99,13 +101,20 @@ impl Mapping {
         }
         for (index, rule) in rules.iter().enumerate() {
             let to = rule.to.trim_end_matches('/');
-            if rule.from.is_empty() {
+            let from = rule.from.trim_end_matches('/');
+            if from.is_empty() {
                 return Err(MappingError::BadRule {
                     index,
                     from: rule.from.clone(),
                     reason: "from is empty".into(),
                 });
             }
+            // A tag or digest in `from` could never match: rules rename repositories.
+            Reference::parse(&format!("{from}/probe")).map_err(|e| MappingError::BadRule {
+                index,
+                from: rule.from.clone(),
+                reason: format!("from is not a repository path (no tag or digest): {e}"),
+            })?;
             Reference::parse(&format!("{to}/probe")).map_err(|e| MappingError::BadRule {
                 index,
                 from: rule.from.clone(),
@@ -153,13 +162,9 @@ impl Mapping {
         let target = match self
             .rules
             .iter()
-            .find(|rule| name.starts_with(&rule.from) || format!("{name}/") == rule.from)
+            .find_map(|rule| Some((rule, under_prefix(&name, &rule.from)?)))
         {
-            Some(rule) => {
-                let rest = name
-                    .get(rule.from.len()..)
-                    .unwrap_or("")
-                    .trim_start_matches('/');
+            Some((rule, rest)) => {
                 let to = rule.to.trim_end_matches('/');
                 if rest.is_empty() {
                     to.to_string()
@@ -215,6 +220,17 @@ impl Mapping {
             by_source.insert(r.to_string(), mapped);
         }
         Ok(by_source)
+    }
+}
+
+/// What follows `prefix` in `name` when `prefix` ends on a path segment boundary of `name`
+/// (`""` when they are equal): `docker.io/library/ng` is not a prefix of `docker.io/library/nginx`.
+fn under_prefix<'n>(name: &'n str, prefix: &str) -> Option<&'n str> {
+    let rest = name.strip_prefix(prefix.trim_end_matches('/'))?;
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix('/')
     }
 }
 
@@ -319,6 +335,88 @@ mod tests {
         assert_eq!(map(&m, &mirrored), mirrored);
         // A rule's destination outside the target prefix is private too.
         assert_eq!(map(&m, &once), once);
+    }
+
+    #[test]
+    fn rule_prefixes_match_whole_path_segments() {
+        let rule = |from: &str, to: &str| Rule {
+            from: from.into(),
+            to: to.into(),
+        };
+        // `ng` used to match `nginx` and make it `…/inx`.
+        let m = Mapping::new(
+            "r.local/mirror",
+            Mode::ReplaceHost,
+            vec![rule("docker.io/library/ng", "r.local/ng")],
+        )
+        .unwrap();
+        assert_eq!(map(&m, "nginx:1.27"), "r.local/mirror/library/nginx:1.27");
+        assert_eq!(map(&m, "ng:1"), "r.local/ng:1");
+        assert_eq!(map(&m, "library/ng/sub:1"), "r.local/ng/sub:1");
+
+        for from in ["docker.io/jenkins", "docker.io/jenkins/"] {
+            let m = Mapping::new(
+                "r.local/mirror",
+                Mode::ReplaceHost,
+                vec![rule(from, "r.local/ci/jenkins/")],
+            )
+            .unwrap();
+            assert_eq!(
+                map(&m, "jenkins/inbound-agent:3355.v388858a_47b_33-3"),
+                "r.local/ci/jenkins/inbound-agent:3355.v388858a_47b_33-3",
+                "{from}"
+            );
+            assert_eq!(
+                map(&m, "jenkinsci/blueocean:1"),
+                "r.local/mirror/jenkinsci/blueocean:1",
+                "{from}"
+            );
+        }
+
+        // A rule for one whole repository keeps its tag and digest.
+        let d = "sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580";
+        let m = Mapping::new(
+            "r.local/mirror",
+            Mode::ReplaceHost,
+            vec![rule(
+                "quay.io/prometheus/node-exporter",
+                "r.local/mon/node-exporter",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            map(&m, "quay.io/prometheus/node-exporter:v1.8.2"),
+            "r.local/mon/node-exporter:v1.8.2"
+        );
+        assert_eq!(
+            map(&m, &format!("quay.io/prometheus/node-exporter:v1.8.2@{d}")),
+            format!("r.local/mon/node-exporter:v1.8.2@{d}")
+        );
+        assert_eq!(
+            map(&m, &format!("quay.io/prometheus/node-exporter@{d}")),
+            format!("r.local/mon/node-exporter@{d}")
+        );
+        assert_eq!(
+            map(&m, "quay.io/prometheus/node-exporter-extra:1"),
+            "r.local/mirror/prometheus/node-exporter-extra:1"
+        );
+    }
+
+    #[test]
+    fn rules_with_a_tag_or_nothing_in_from_are_rejected() {
+        for from in ["docker.io/library/nginx:1.27", "/", "quay.io/a@sha256:00"] {
+            let rules = vec![Rule {
+                from: from.into(),
+                to: "r.local/x".into(),
+            }];
+            assert!(
+                matches!(
+                    Mapping::new("r.local", Mode::ReplaceHost, rules),
+                    Err(MappingError::BadRule { index: 0, .. })
+                ),
+                "{from}"
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
             continue;
         }
         let resolved = resolve_defaults(&image.value);
-        if resolved == image.value {
+        if *resolved == *image.value {
             w.value(image, Kind::Literal, Source::Compose, context);
         } else if let Some(f) = Finding::from_value(
             &resolved,

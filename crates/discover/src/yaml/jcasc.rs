@@ -143,7 +143,7 @@ fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path) {
             let (span, exact) = w.span(r);
             vec![Part {
                 role: PartRole::Registry,
-                value: r.value.clone(),
+                value: r.value.to_string(),
                 span,
                 exact,
             }]

@@ -38,9 +38,9 @@ fn scan_at(w: &mut Walk, config: &Node, base: Path) {
 }
 
 fn images_in(w: &mut Walk, owner: &str, node: &Node, path: &mut Path, repository: Option<&str>) {
-    if let Some(Node::Scalar(image)) = node.get("image") {
+    if let Some(image) = node.get("image").and_then(Node::as_scalar) {
         let mut parts = vec![(PartRole::Repository, image)];
-        if let Some(Node::Scalar(version)) = node.get("version") {
+        if let Some(version) = node.get("version").and_then(Node::as_scalar) {
             parts.push((PartRole::Tag, version));
         }
         let mut context = w.context(owner, path);

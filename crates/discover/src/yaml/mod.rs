@@ -15,12 +15,15 @@ mod kustomize;
 mod path;
 mod tree;
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
 pub(crate) use jcasc::pod_yaml_has_jnlp;
 pub(crate) use path::Path;
-pub(crate) use tree::{Node, Scalar};
+pub use tree::ALIAS_EXPANSION_LIMIT;
+use tree::YamlErrorKind;
+pub(crate) use tree::{AliasBudget, Node, Scalar};
 
 pub(crate) fn looks_like(base: &str, text: &str) -> bool {
     if base.ends_with(".yaml") || base.ends_with(".yml") || base.ends_with(".json") || base == "-" {
@@ -37,15 +40,16 @@ pub(crate) fn looks_like(base: &str, text: &str) -> bool {
 /// Scan a whole YAML file (possibly many documents).
 pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
     let templated_file = text.contains("{{");
+    let budget = AliasBudget::new();
     for chunk in documents(text) {
         let body = &text[chunk.clone()];
         if is_crd(body) {
             // A CustomResourceDefinition only describes fields; its "image" properties are schema.
             continue;
         }
-        let (docs, err) = tree::parse(body);
+        let (docs, err) = tree::parse(body, &budget);
         if let Some(err) = err {
-            if templated_file {
+            if templated_file && err.kind == YamlErrorKind::Syntax {
                 // A Helm template before rendering: report what its image keys say, as written.
                 template_lines(body, chunk.start, out);
                 continue;
@@ -61,6 +65,7 @@ pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
             OffsetMap::shifted(chunk.start),
             String::new(),
             opts,
+            &budget,
             out,
         );
         docs.iter().for_each(|d| walk.document(d, false));
@@ -68,17 +73,36 @@ pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
 }
 
 /// Scan YAML embedded in another document (pod YAML in a Jenkinsfile): `map` maps offsets in
-/// `text` to the file, `context` is prefixed to every finding's context.
+/// `text` to the file, `context` is prefixed to every finding's context, `budget` is the file's.
 pub(crate) fn scan_embedded(
     text: &str,
     map: &OffsetMap,
     context: &str,
     opts: &Options,
+    budget: &AliasBudget,
     out: &mut FileReport,
 ) {
-    let (docs, _) = tree::parse(text);
-    let mut walk = Walk::new(text, map.clone(), context.to_string(), opts, out);
+    let docs = parse_embedded(text, map, budget, out);
+    let mut walk = Walk::new(text, map.clone(), context.to_string(), opts, budget, out);
     docs.iter().for_each(|d| walk.document(d, true));
+}
+
+/// Parse a string that may hold YAML. A string that is not YAML is just a string, but one whose
+/// aliases overdraw the budget is hostile and reported at the alias, in the file.
+fn parse_embedded(
+    text: &str,
+    map: &OffsetMap,
+    budget: &AliasBudget,
+    out: &mut FileReport,
+) -> Vec<Node> {
+    let (docs, err) = tree::parse(text, budget);
+    if let Some(e) = err.filter(|e| e.kind == YamlErrorKind::AliasBudget) {
+        out.errors.push(ScanError {
+            offset: map.map(e.offset),
+            message: e.message,
+        });
+    }
+    docs
 }
 
 /// Byte ranges of the documents in a stream, split at `---` lines. Splitting before parsing
@@ -168,7 +192,12 @@ pub(crate) struct Walk<'a> {
     pub map: OffsetMap,
     pub prefix: String,
     pub opts: &'a Options,
+    pub budget: &'a AliasBudget,
     pub out: &'a mut FileReport,
+    /// Strings already scanned as embedded documents. An aliased string is one shared node
+    /// reached again: its findings are the same bytes, and scanning it once per alias would let
+    /// a string reached 100,000 times be parsed 100,000 times.
+    embedded_seen: HashSet<*const u8>,
 }
 
 impl<'a> Walk<'a> {
@@ -177,6 +206,7 @@ impl<'a> Walk<'a> {
         map: OffsetMap,
         prefix: String,
         opts: &'a Options,
+        budget: &'a AliasBudget,
         out: &'a mut FileReport,
     ) -> Self {
         Walk {
@@ -184,7 +214,9 @@ impl<'a> Walk<'a> {
             map,
             prefix,
             opts,
+            budget,
             out,
+            embedded_seen: HashSet::new(),
         }
     }
 
@@ -248,17 +280,20 @@ impl<'a> Walk<'a> {
     /// Scan a multi-line string that may hold a document of its own (JCasC in a ConfigMap, a
     /// manifest in an Argo resource template, a pipeline in a KubeSphere ClusterTemplate).
     pub fn embedded(&mut self, s: &Scalar, context: String) {
-        if !s.value.contains('\n') || !contains_ignore_case(&s.value, "image") {
+        if !s.value.contains('\n')
+            || !contains_ignore_case(&s.value, "image")
+            || !self.embedded_seen.insert(s.value.as_ptr())
+        {
             return;
         }
         let map = self.map.compose(&s.value_map(self.text));
         let prefix = format!("{context} › ");
         if crate::groovy::looks_like_pipeline(&s.value) {
-            crate::groovy::scan(&s.value, &map, &prefix, self.opts, self.out);
+            crate::groovy::scan(&s.value, &map, &prefix, self.opts, self.budget, self.out);
             return;
         }
-        let (docs, _) = tree::parse(&s.value);
-        let mut inner = Walk::new(&s.value, map, prefix, self.opts, self.out);
+        let docs = parse_embedded(&s.value, &map, self.budget, self.out);
+        let mut inner = Walk::new(&s.value, map, prefix, self.opts, self.budget, self.out);
         docs.iter().for_each(|d| inner.document(d, true));
     }
 }
@@ -330,7 +365,7 @@ impl Walk<'_> {
                 let (span, exact) = self.span(s);
                 crate::Part {
                     role: *role,
-                    value: s.value.clone(),
+                    value: s.value.to_string(),
                     span,
                     exact,
                 }
@@ -356,15 +391,15 @@ impl Walk<'_> {
 pub(crate) fn scalars(text: &str) -> Result<Vec<(Range<usize>, String)>, ScanError> {
     fn collect(node: &Node, out: &mut Vec<(Range<usize>, String)>) {
         match node {
-            Node::Scalar(s) => out.push((s.span.clone(), s.value.clone())),
-            Node::Map(entries) => entries.iter().for_each(|(k, v)| {
+            Node::Scalar(s) => out.push((s.span.clone(), s.value.to_string())),
+            Node::Map(_) => node.as_map().unwrap_or_default().iter().for_each(|(k, v)| {
                 collect(k, out);
                 collect(v, out);
             }),
             Node::Seq(items) => items.iter().for_each(|i| collect(i, out)),
         }
     }
-    let (docs, err) = tree::parse(text);
+    let (docs, err) = tree::parse(text, &AliasBudget::new());
     if let Some(e) = err {
         return Err(ScanError {
             offset: e.offset,
