@@ -110,11 +110,24 @@ impl Mapping {
                 });
             }
             // A tag or digest in `from` could never match: rules rename repositories.
-            Reference::parse(&format!("{from}/probe")).map_err(|e| MappingError::BadRule {
-                index,
-                from: rule.from.clone(),
-                reason: format!("from is not a repository path (no tag or digest): {e}"),
-            })?;
+            let from_probe =
+                Reference::parse(&format!("{from}/probe")).map_err(|e| MappingError::BadRule {
+                    index,
+                    from: rule.from.clone(),
+                    reason: format!("from is not a repository path (no tag or digest): {e}"),
+                })?;
+            // Rules are matched against normalised names, so `jenkins/` would silently never
+            // match `docker.io/jenkins/...`: ask for the host instead of guessing it.
+            if from_probe.domain().is_none() {
+                return Err(MappingError::BadRule {
+                    index,
+                    from: rule.from.clone(),
+                    reason: format!(
+                        "from must start with its registry host, as names are matched \
+                         normalised (write docker.io/{from}/ for a Docker Hub path)"
+                    ),
+                });
+            }
             Reference::parse(&format!("{to}/probe")).map_err(|e| MappingError::BadRule {
                 index,
                 from: rule.from.clone(),
@@ -403,8 +416,14 @@ mod tests {
     }
 
     #[test]
-    fn rules_with_a_tag_or_nothing_in_from_are_rejected() {
-        for from in ["docker.io/library/nginx:1.27", "/", "quay.io/a@sha256:00"] {
+    fn rules_with_a_tag_no_host_or_nothing_in_from_are_rejected() {
+        for from in [
+            "docker.io/library/nginx:1.27",
+            "/",
+            "quay.io/a@sha256:00",
+            "jenkins/",
+            "library/nginx",
+        ] {
             let rules = vec![Rule {
                 from: from.into(),
                 to: "r.local/x".into(),
