@@ -384,6 +384,47 @@ mod tests {
     }
 
     #[test]
+    fn docker_config_dir_follows_docker_config_then_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert_eq!(docker_config_dir(env(&[])), None);
+        assert_eq!(docker_config_dir(env(&[("HOME", "")])), None);
+        assert_eq!(
+            docker_config_dir(env(&[("HOME", "/h")])),
+            Some(PathBuf::from("/h/.docker"))
+        );
+        assert_eq!(
+            docker_config_dir(env(&[("HOME", "/h"), ("DOCKER_CONFIG", "/d")])),
+            Some(PathBuf::from("/d"))
+        );
+    }
+
+    #[test]
+    fn no_docker_config_is_no_credentials() {
+        assert_eq!(from_docker_config_in(None, "ghcr.io").unwrap(), None);
+        let dir = std::env::temp_dir().join("airlock-no-such-docker-config-dir");
+        assert_eq!(from_docker_config_in(Some(&dir), "quay.io").unwrap(), None);
+    }
+
+    #[test]
+    fn token_response_errors_quote_nothing() {
+        let e = parse_token_response(br#"{"token": "sekrit-value", "expires_in": "sekrit"}"#)
+            .unwrap_err();
+        assert!(!e.contains("sekrit"), "{e}");
+        let g = parse_token_response(br#"{"token":"","access_token":"a","expires_in":5}"#).unwrap();
+        assert_eq!((g.token.as_str(), g.expires_in), ("a", Some(5)));
+        assert_eq!(
+            format!("{g:?}"),
+            "TokenGrant(<redacted>, expires_in: Some(5))"
+        );
+    }
+
+    #[test]
     fn scopes_are_sets() {
         let a = Scopes::pull("x").with(&Scopes::push("y"));
         let b = Scopes::push("y").with(&Scopes::pull("x"));
