@@ -647,3 +647,46 @@ async fn wrong_password_never_appears_in_the_error() {
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
     assert_no_secret(&e);
 }
+
+/// The idle timeout is about silence, not about how long a request takes: a push whose body
+/// keeps flowing for longer than `idle` must not be cut.
+#[tokio::test]
+async fn slow_but_steady_upload_is_not_cut_by_the_idle_timeout() {
+    let server = Server::start(|r: &Req| match r.method.as_str() {
+        "POST" => Reply::new(202).header("location", "/v2/app/blobs/uploads/s1"),
+        "PATCH" => Reply::new(202).header("location", "/v2/app/blobs/uploads/s1?n=2"),
+        "PUT" => Reply::new(201),
+        _ => Reply::new(404),
+    })
+    .await;
+    let c = client(&server.host);
+    let repo = Repo::new(server.host.clone(), "app");
+    let chunks: Vec<bytes::Bytes> = (0..8u8)
+        .map(|i| bytes::Bytes::from(vec![i; 1000]))
+        .collect();
+    let all: Vec<u8> = chunks.iter().flat_map(|b| b.to_vec()).collect();
+    let digest = Digest::of(&all);
+    let stream = futures_util::stream::unfold(chunks.into_iter(), |mut it| async move {
+        let b = it.next()?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Some((Ok(b), it))
+    });
+    let oci::MountResult::Upload(session) = c.start_upload(&repo, None).await.unwrap() else {
+        panic!("no mount asked");
+    };
+    let start = Instant::now();
+    c.upload_stream(session, &digest, Some(all.len() as u64), Box::pin(stream))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() > Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let patch = server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(patch.body, all);
+}

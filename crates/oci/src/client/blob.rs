@@ -7,7 +7,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::policy::{Failure, network_error};
+use super::policy::{Failure, next_chunk};
 use super::send::{Body, Request, show};
 use super::{Client, Repo};
 use crate::auth::Scopes;
@@ -152,11 +152,7 @@ impl Client {
         {
             return Err(too_long(start + len).into());
         }
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| network_error(url, e, timeouts))?
-        {
+        while let Some(chunk) = next_chunk(&mut resp, url, timeouts).await? {
             let mut chunk = &chunk[..];
             if skip > 0 {
                 let n = (skip as usize).min(chunk.len());
@@ -218,9 +214,17 @@ impl Client {
             });
         }
         let (u, timeouts) = (url.clone(), self.inner.opts.timeouts.clone());
-        let raw = resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| network_error(&u, e, &timeouts)));
+        let raw = futures_util::stream::unfold(Some(resp), move |resp| {
+            let (u, timeouts) = (u.clone(), timeouts.clone());
+            async move {
+                let mut resp = resp?;
+                match next_chunk(&mut resp, &u, &timeouts).await {
+                    Ok(Some(b)) => Some((Ok(b), Some(resp))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), None)),
+                }
+            }
+        });
         Ok((verify_stream(raw, digest.clone(), size, show(&url)), len))
     }
 
@@ -295,7 +299,7 @@ impl Client {
         if let Some(size) = size {
             req = req.header(CONTENT_LENGTH, &size.to_string());
         }
-        req.body = Body::Stream(Some(reqwest::Body::wrap_stream(stream)));
+        req.body = Body::Stream(Some(stream));
         // A stream that fails (a digest mismatch, a dropped source) leaves a session behind:
         // cancel it rather than leave the registry holding partial data.
         // One attempt: the stream cannot be replayed.

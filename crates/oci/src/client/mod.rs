@@ -124,7 +124,8 @@ impl Client {
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.timeouts.connect)
-            .read_timeout(opts.timeouts.idle)
+            // No reqwest read_timeout: it runs from the start of a request to its headers and
+            // would cut long uploads. The idle timeout is enforced per read in `policy`.
             .pool_max_idle_per_host(opts.max_concurrency.max(1) * 2);
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -7,7 +7,8 @@
 //! attempt, never in a retry loop of their own, so attempts do not multiply.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::{Response, Url};
 
@@ -26,8 +27,9 @@ pub const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
 pub struct Timeouts {
     /// To establish a connection (TCP and TLS).
     pub connect: Duration,
-    /// Longest silence while waiting for response headers or body bytes; a stalled server fails
-    /// the attempt after this long (the retry policy may then try again).
+    /// Longest silence: no byte of the request body taken by the connection, no response
+    /// header, no body byte for this long fails the attempt (the retry policy may then try
+    /// again). A transfer that keeps moving is never cut, however long it takes.
     pub idle: Duration,
     /// Overall budget for one image, retries and all; see [`within_budget`]. A server that
     /// trickles a byte now and then never trips `idle`, so this is what stops it.
@@ -187,6 +189,64 @@ pub(crate) fn network_error(url: &Url, e: reqwest::Error, timeouts: &Timeouts) -
     }
 }
 
+/// When a request last made progress (a chunk of its body was taken by the connection), for
+/// [`idle_guard`]. reqwest's own read timeout runs from the start of the request to its
+/// response headers, so it would cut any upload longer than the timeout.
+#[derive(Clone)]
+pub(crate) struct Progress(Arc<Mutex<Instant>>);
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn last(&self) -> Instant {
+        self.0.lock().map(|t| *t).unwrap_or_else(|_| Instant::now())
+    }
+}
+
+/// Runs `fut` until it completes or `progress` has not moved for `idle`; `None` then.
+pub(crate) async fn idle_guard<T>(
+    idle: Duration,
+    progress: &Progress,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let deadline = progress.last() + idle;
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if progress.last() + idle <= Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The next chunk of a response body, failing after `idle` without one.
+pub(crate) async fn next_chunk(
+    resp: &mut Response,
+    url: &Url,
+    timeouts: &Timeouts,
+) -> Result<Option<bytes::Bytes>, Error> {
+    match tokio::time::timeout(timeouts.idle, resp.chunk()).await {
+        Ok(r) => r.map_err(|e| network_error(url, e, timeouts)),
+        Err(_) => Err(Error::Timeout {
+            url: show(url),
+            phase: "read",
+            after: timeouts.idle,
+        }),
+    }
+}
+
 /// A body read up to a limit.
 pub(crate) enum Capped {
     /// The whole body.
@@ -208,11 +268,7 @@ pub(crate) async fn read_capped(
         return Ok(Capped::TooLarge);
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(c) = resp
-        .chunk()
-        .await
-        .map_err(|e| network_error(url, e, timeouts))?
-    {
+    while let Some(c) = next_chunk(resp, url, timeouts).await? {
         if buf.len() + c.len() > limit {
             return Ok(Capped::TooLarge);
         }

@@ -4,11 +4,15 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::StreamExt;
+
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url};
 
+use super::blob::BlobStream;
 use super::policy::{
-    Capped, Failure, MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, network_error, read_capped,
+    Capped, Failure, MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, Progress, idle_guard, network_error,
+    read_capped,
 };
 use super::{Client, Repo};
 use crate::auth::{Challenge, Credential, HostAuth, Scopes, Token, parse_token_response};
@@ -18,7 +22,7 @@ use crate::error::Error;
 pub(crate) enum Body {
     Empty,
     Bytes(bytes::Bytes),
-    Stream(Option<reqwest::Body>),
+    Stream(Option<BlobStream>),
 }
 
 pub(crate) struct Request {
@@ -95,11 +99,15 @@ impl Client {
                 rb = rb.header(AUTHORIZATION, a);
             }
             let replayable = !matches!(req.body, Body::Stream(_));
+            let progress = Progress::new();
             rb = match &mut req.body {
                 Body::Empty => rb,
                 Body::Bytes(b) => rb.body(b.clone()),
                 Body::Stream(s) => match s.take() {
-                    Some(s) => rb.body(s),
+                    Some(s) => {
+                        let p = progress.clone();
+                        rb.body(reqwest::Body::wrap_stream(s.inspect(move |_| p.touch())))
+                    }
                     None => {
                         return Err(Error::Config {
                             reason: format!("stream body for {} already sent", show(&req.url)),
@@ -108,10 +116,15 @@ impl Client {
                     }
                 },
             };
-            let resp = rb
-                .send()
+            let timeouts = &self.inner.opts.timeouts;
+            let resp = idle_guard(timeouts.idle, &progress, rb.send())
                 .await
-                .map_err(|e| network_error(&req.url, e, &self.inner.opts.timeouts))?;
+                .ok_or_else(|| Error::Timeout {
+                    url: show(&req.url),
+                    phase: "read",
+                    after: timeouts.idle,
+                })?
+                .map_err(|e| network_error(&req.url, e, timeouts))?;
             let status = resp.status();
             match status {
                 StatusCode::UNAUTHORIZED if !challenged && replayable => {
@@ -294,9 +307,13 @@ impl Client {
             }
             rb
         };
-        let mut resp = rb
-            .send()
+        let mut resp = tokio::time::timeout(timeouts.idle, rb.send())
             .await
+            .map_err(|_| Error::Timeout {
+                url: show(&url),
+                phase: "read",
+                after: timeouts.idle,
+            })?
             .map_err(|e| network_error(&url, e, timeouts))?;
         let status = resp.status();
         if !status.is_success() {
