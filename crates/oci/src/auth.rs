@@ -4,7 +4,9 @@
 //! Secrets live only in [`Credential`], whose `Debug` is redacted; nothing here logs one.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -66,18 +68,63 @@ pub fn docker_config_key(host: &str) -> String {
     }
 }
 
+/// The directory `docker login` writes `config.json` to: `$DOCKER_CONFIG`, else `$HOME/.docker`.
+/// `None` when neither variable is set (a bare CI container). `env` reads a variable, so callers
+/// and tests can look up somewhere other than the process environment.
+pub fn docker_config_dir(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    env("DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            env("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".docker"))
+        })
+}
+
 /// Looks a host up in `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, running
 /// `docker-credential-<helper> get` when `credsStore`/`credHelpers` say so. `Ok(None)` when the
 /// user has no config or no entry for the host.
 pub fn from_docker_config(host: &str) -> Result<Option<Credential>, Error> {
+    from_docker_config_in(docker_config_dir(|k| std::env::var_os(k)).as_deref(), host)
+}
+
+/// [`from_docker_config`] with the config directory given. No directory, no directory on disk or
+/// no `config.json` in it all mean "no credentials" (anonymous access, as on every fresh machine);
+/// a file that exists but cannot be read or parsed is an error naming it.
+pub fn from_docker_config_in(dir: Option<&Path>, host: &str) -> Result<Option<Credential>, Error> {
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let path = dir.join("config.json");
+    let fail = |reason: String| Error::Credentials {
+        host: host.to_string(),
+        reason,
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
+    };
+    // Syntax errors are reported by position only: serde's messages can quote the text, and
+    // this file holds secrets.
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+        return Err(fail(format!(
+            "{} is not valid JSON ({:?} error at line {}, column {})",
+            path.display(),
+            e.classify(),
+            e.line(),
+            e.column()
+        )));
+    }
     let key = docker_config_key(host);
     let mut tried = vec![key.clone()];
     if !key.starts_with("https://") {
         tried.push(format!("https://{key}"));
     }
     for k in &tried {
-        match docker_credential::get_credential(k) {
+        match docker_credential::get_credential_from_reader(&bytes[..], k) {
             Ok(DockerCredential::UsernamePassword(username, password)) => {
                 return Ok(Some(Credential::Basic { username, password }));
             }
@@ -93,14 +140,19 @@ pub fn from_docker_config(host: &str) -> Result<Option<Credential>, Error> {
                     E::MalformedHelperResponse => {
                         "malformed credential helper response".to_string()
                     }
-                    E::CredentialDecodingError => "cannot decode auth entry".to_string(),
-                    E::ConfigReadError => "cannot read docker config.json".to_string(),
+                    E::CredentialDecodingError => {
+                        format!("cannot decode auth entry in {}", path.display())
+                    }
+                    E::CredentialMismatchError => format!(
+                        "auth entry in {} disagrees with its username and password",
+                        path.display()
+                    ),
+                    E::ConfigReadError => {
+                        format!("{} is not a docker config file", path.display())
+                    }
                     _ => "unknown error".to_string(),
                 };
-                return Err(Error::Credentials {
-                    host: host.to_string(),
-                    reason,
-                });
+                return Err(fail(reason));
             }
         }
     }
@@ -251,15 +303,60 @@ impl AuthCache {
 
 /// The token endpoint's answer.
 #[derive(serde::Deserialize)]
-pub(crate) struct TokenResponse {
+struct TokenResponse {
     #[serde(default)]
-    pub token: Option<String>,
+    token: Option<String>,
     #[serde(default)]
-    pub access_token: Option<String>,
+    access_token: Option<String>,
     #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// A usable answer from a token endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The bearer token (`token`, or OAuth2's `access_token`).
+    pub token: String,
+    /// Lifetime in seconds, when the server said.
     pub expires_in: Option<u64>,
-    #[serde(default)]
+    /// A refresh token to use instead of the password next time.
     pub refresh_token: Option<String>,
+}
+
+impl fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TokenGrant(<redacted>, expires_in: {:?})",
+            self.expires_in
+        )
+    }
+}
+
+/// Parses a token endpoint's JSON body. The error says what is wrong by position only: the
+/// body holds secrets, so none of it is quoted.
+pub fn parse_token_response(body: &[u8]) -> Result<TokenGrant, String> {
+    let tr: TokenResponse = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "bad token response ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    let token = tr
+        .token
+        .filter(|t| !t.is_empty())
+        .or(tr.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "no token in response".to_string())?;
+    Ok(TokenGrant {
+        token,
+        expires_in: tr.expires_in,
+        refresh_token: tr.refresh_token.filter(|t| !t.is_empty()),
+    })
 }
 
 #[cfg(test)]
@@ -283,6 +380,47 @@ mod tests {
         assert_eq!(
             parse_challenge(r#"Basic realm="x""#),
             Some(Challenge::Basic)
+        );
+    }
+
+    #[test]
+    fn docker_config_dir_follows_docker_config_then_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert_eq!(docker_config_dir(env(&[])), None);
+        assert_eq!(docker_config_dir(env(&[("HOME", "")])), None);
+        assert_eq!(
+            docker_config_dir(env(&[("HOME", "/h")])),
+            Some(PathBuf::from("/h/.docker"))
+        );
+        assert_eq!(
+            docker_config_dir(env(&[("HOME", "/h"), ("DOCKER_CONFIG", "/d")])),
+            Some(PathBuf::from("/d"))
+        );
+    }
+
+    #[test]
+    fn no_docker_config_is_no_credentials() {
+        assert_eq!(from_docker_config_in(None, "ghcr.io").unwrap(), None);
+        let dir = std::env::temp_dir().join("airlock-no-such-docker-config-dir");
+        assert_eq!(from_docker_config_in(Some(&dir), "quay.io").unwrap(), None);
+    }
+
+    #[test]
+    fn token_response_errors_quote_nothing() {
+        let e = parse_token_response(br#"{"token": "sekrit-value", "expires_in": "sekrit"}"#)
+            .unwrap_err();
+        assert!(!e.contains("sekrit"), "{e}");
+        let g = parse_token_response(br#"{"token":"","access_token":"a","expires_in":5}"#).unwrap();
+        assert_eq!((g.token.as_str(), g.expires_in), ("a", Some(5)));
+        assert_eq!(
+            format!("{g:?}"),
+            "TokenGrant(<redacted>, expires_in: Some(5))"
         );
     }
 

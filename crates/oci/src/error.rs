@@ -165,6 +165,42 @@ pub enum Error {
         name: String,
     },
 
+    /// A request made no progress for too long: no connection, or no byte of the response
+    /// within the idle timeout. Transient: the retry policy tries again.
+    #[error("{url}: {phase} timed out after {after:?}")]
+    Timeout {
+        /// Request URL.
+        url: String,
+        /// `connect`, or `read` (no byte received for `after`).
+        phase: &'static str,
+        /// The timeout that expired.
+        after: std::time::Duration,
+    },
+
+    /// An image took longer than its overall budget (a registry trickling bytes, retries that
+    /// add up); whatever was in flight for it was abandoned.
+    #[error("{image}: gave up after the budget of {budget:?} per image")]
+    DeadlineExceeded {
+        /// The image (or operation) that ran out of time.
+        image: String,
+        /// The budget that was exhausted.
+        budget: std::time::Duration,
+    },
+
+    /// Credentials would have travelled in clear text: a plain-`http` URL (a token realm, an
+    /// upload location) on a host that is not marked insecure.
+    #[error(
+        "refusing to send credentials for {host} over plain HTTP to {url}; mark {target} insecure if that network is trusted"
+    )]
+    InsecureCredentials {
+        /// The registry the credentials are for.
+        host: String,
+        /// Where they would have gone (without query).
+        url: String,
+        /// The `host[:port]` that would have to be marked insecure.
+        target: String,
+    },
+
     /// A platform filter matched nothing in an index.
     #[error("no manifest in {image} matches platforms {platforms}")]
     NoMatchingPlatform {
@@ -186,7 +222,7 @@ impl Error {
     /// Whether retrying the whole operation later could help (network, 5xx, 429).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::RetriesExhausted { .. } => true,
+            Error::Network { .. } | Error::RetriesExhausted { .. } | Error::Timeout { .. } => true,
             Error::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mock::{Reply, Req, Server};
 use oci::{
     Client, ClientOptions, Credential, Digest, Endpoint, Layout, MountResult, Repo, Transfer,
-    TransferOptions,
+    TransferOptions, client::RetryPolicy,
 };
 
 fn client(host: &str, creds: Option<Credential>) -> Client {
@@ -19,8 +19,11 @@ fn client(host: &str, creds: Option<Credential>) -> Client {
         insecure_hosts: vec![host.to_string()],
         creds,
         docker_config: false,
-        retries: 3,
-        backoff: Duration::from_millis(10),
+        retry: RetryPolicy {
+            attempts: 4,
+            backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
         ..ClientOptions::default()
     })
     .unwrap()

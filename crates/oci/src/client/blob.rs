@@ -7,7 +7,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::send::{Body, Request, show, status_error};
+use super::policy::{Failure, next_chunk};
+use super::send::{Body, Request, show};
 use super::{Client, Repo};
 use crate::auth::Scopes;
 use crate::digest::{Digest, Hasher};
@@ -56,12 +57,13 @@ impl Client {
                     .unwrap_or(0),
             )),
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(status_error("HEAD", &url, resp).await),
+            _ => Err(self.status_error("HEAD", &url, resp).await),
         }
     }
 
     /// Downloads a blob into `out`, hashing as it streams. A dropped connection resumes with a
-    /// `Range` request (up to the retry limit). On a size or digest mismatch an error is returned
+    /// `Range` request (each resume is an attempt of the retry policy). More bytes than `size`
+    /// fail at once, before they are read. On a size or digest mismatch an error is returned
     /// and the caller must discard what was written (the layout store does).
     pub async fn get_blob<W: AsyncWrite + Unpin>(
         &self,
@@ -72,65 +74,14 @@ impl Client {
     ) -> Result<u64, Error> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let mut hasher = Hasher::new();
-        let mut failures = 0;
+        let mut tries = self.inner.opts.retry.start();
         loop {
-            let done = hasher.len();
-            let mut req = Request::new(Method::GET, url.clone());
-            if done > 0 {
-                req = req.header(RANGE, &format!("bytes={done}-"));
-            }
-            let mut resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
-            let mut skip = match resp.status() {
-                StatusCode::PARTIAL_CONTENT if done > 0 => 0,
-                s if s.is_success() => done, // Range ignored: discard what we already have
-                StatusCode::NOT_FOUND => {
-                    return Err(Error::BlobNotFound {
-                        repository: repo.to_string(),
-                        digest: digest.clone(),
-                    });
-                }
-                _ => return Err(status_error("GET", &url, resp).await),
-            };
-            let result: Result<(), Error> = async {
-                while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Network {
-                    url: show(&url),
-                    source: e,
-                })? {
-                    let mut chunk = &chunk[..];
-                    if skip > 0 {
-                        let n = (skip as usize).min(chunk.len());
-                        chunk = &chunk[n..];
-                        skip -= n as u64;
-                    }
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    if let Some(size) = size
-                        && hasher.len() + chunk.len() as u64 > size
-                    {
-                        return Err(Error::SizeMismatch {
-                            url: show(&url),
-                            digest: digest.clone(),
-                            expected: size,
-                            actual: hasher.len() + chunk.len() as u64,
-                        });
-                    }
-                    out.write_all(chunk)
-                        .await
-                        .map_err(|e| Error::io("<blob output>", e))?;
-                    hasher.update(chunk);
-                }
-                Ok(())
-            }
-            .await;
-            match result {
+            match self
+                .get_blob_from(repo, &url, digest, size, &mut hasher, out)
+                .await
+            {
                 Ok(()) => break,
-                Err(Error::Network { .. }) if failures < self.inner.opts.retries => {
-                    failures += 1;
-                    tracing::debug!(url = %show(&url), at = hasher.len(), "blob download interrupted; resuming");
-                    tokio::time::sleep(self.backoff(failures)).await;
-                }
-                Err(e) => return Err(e),
+                Err(f) => tries.failed(f).await?,
             }
         }
         out.flush()
@@ -158,6 +109,72 @@ impl Client {
         Ok(n)
     }
 
+    /// One attempt of [`Client::get_blob`], resuming after the `hasher.len()` bytes already
+    /// written.
+    async fn get_blob_from<W: AsyncWrite + Unpin>(
+        &self,
+        repo: &Repo,
+        url: &Url,
+        digest: &Digest,
+        size: Option<u64>,
+        hasher: &mut Hasher,
+        out: &mut W,
+    ) -> Result<(), Failure> {
+        let timeouts = &self.inner.opts.timeouts;
+        let too_long = |actual: u64| Error::SizeMismatch {
+            url: show(url),
+            digest: digest.clone(),
+            expected: size.unwrap_or(0),
+            actual,
+        };
+        let done = hasher.len();
+        let mut req = Request::new(Method::GET, url.clone());
+        if done > 0 {
+            req = req.header(RANGE, &format!("bytes={done}-"));
+        }
+        let mut resp = self
+            .send_once(repo, &Scopes::pull(&repo.name), &mut req)
+            .await?;
+        let (mut skip, start) = match resp.status() {
+            StatusCode::PARTIAL_CONTENT if done > 0 => (0, done),
+            s if s.is_success() => (done, 0), // Range ignored: skip what we have
+            StatusCode::NOT_FOUND => {
+                return Err(Error::BlobNotFound {
+                    repository: repo.to_string(),
+                    digest: digest.clone(),
+                }
+                .into());
+            }
+            _ => return Err(self.status_error("GET", url, resp).await.into()),
+        };
+        if let (Some(size), Some(len)) = (size, resp.content_length())
+            && start + len > size
+        {
+            return Err(too_long(start + len).into());
+        }
+        while let Some(chunk) = next_chunk(&mut resp, url, timeouts).await? {
+            let mut chunk = &chunk[..];
+            if skip > 0 {
+                let n = (skip as usize).min(chunk.len());
+                chunk = &chunk[n..];
+                skip -= n as u64;
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            if let Some(size) = size
+                && hasher.len() + chunk.len() as u64 > size
+            {
+                return Err(too_long(hasher.len() + chunk.len() as u64).into());
+            }
+            out.write_all(chunk)
+                .await
+                .map_err(|e| Error::io("<blob output>", e))?;
+            hasher.update(chunk);
+        }
+        Ok(())
+    }
+
     /// Opens a blob for streaming elsewhere (registry to registry). The stream verifies size and
     /// digest and fails at the end instead of yielding its last chunk on a mismatch. Returns the
     /// stream and the `Content-Length` if sent.
@@ -183,15 +200,30 @@ impl Client {
                     digest: digest.clone(),
                 });
             }
-            _ => return Err(status_error("GET", &url, resp).await),
+            _ => return Err(self.status_error("GET", &url, resp).await),
         }
         let len = resp.content_length();
-        let shown = show(&url);
-        let raw = resp.bytes_stream().map(move |r| {
-            r.map_err(|e| Error::Network {
-                url: shown.clone(),
-                source: e,
-            })
+        if let (Some(size), Some(len)) = (size, len)
+            && len > size
+        {
+            return Err(Error::SizeMismatch {
+                url: show(&url),
+                digest: digest.clone(),
+                expected: size,
+                actual: len,
+            });
+        }
+        let (u, timeouts) = (url.clone(), self.inner.opts.timeouts.clone());
+        let raw = futures_util::stream::unfold(Some(resp), move |resp| {
+            let (u, timeouts) = (u.clone(), timeouts.clone());
+            async move {
+                let mut resp = resp?;
+                match next_chunk(&mut resp, &u, &timeouts).await {
+                    Ok(Some(b)) => Some((Ok(b), Some(resp))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), None)),
+                }
+            }
         });
         Ok((verify_stream(raw, digest.clone(), size, show(&url)), len))
     }
@@ -221,7 +253,7 @@ impl Client {
                     location,
                 }))
             }
-            _ => Err(status_error("POST", &url, resp).await),
+            _ => Err(self.status_error("POST", &url, resp).await),
         }
     }
 
@@ -242,7 +274,7 @@ impl Client {
             .send(&session.repo, &Scopes::push(&session.repo.name), req)
             .await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
-            return Err(status_error("PUT", &url, resp).await);
+            return Err(self.status_error("PUT", &url, resp).await);
         }
         Ok(())
     }
@@ -267,18 +299,19 @@ impl Client {
         if let Some(size) = size {
             req = req.header(CONTENT_LENGTH, &size.to_string());
         }
-        req.body = Body::Stream(Some(reqwest::Body::wrap_stream(stream)));
+        req.body = Body::Stream(Some(stream));
         // A stream that fails (a digest mismatch, a dropped source) leaves a session behind:
         // cancel it rather than leave the registry holding partial data.
-        let resp = match self.send(repo, &scopes, req).await {
+        // One attempt: the stream cannot be replayed.
+        let resp = match self.send_once(repo, &scopes, &mut req).await {
             Ok(resp) => resp,
-            Err(e) => {
+            Err(f) => {
                 self.cancel_upload(repo, &session.location).await;
-                return Err(e);
+                return Err(f.error);
             }
         };
         if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
-            return Err(status_error("PATCH", &session.location, resp).await);
+            return Err(self.status_error("PATCH", &session.location, resp).await);
         }
         let next = location(&session.location, &resp)?;
         let mut url = next;
@@ -286,7 +319,7 @@ impl Client {
         let req = Request::new(Method::PUT, url.clone()).header(CONTENT_LENGTH, "0");
         let resp = self.send(repo, &scopes, req).await?;
         if !resp.status().is_success() {
-            return Err(status_error("PUT", &url, resp).await);
+            return Err(self.status_error("PUT", &url, resp).await);
         }
         Ok(())
     }

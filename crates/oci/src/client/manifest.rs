@@ -3,7 +3,8 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
-use super::send::{Body, Request, status_error};
+use super::policy::{Capped, Failure, read_capped};
+use super::send::{Body, Request};
 use super::{Client, Repo};
 use crate::auth::Scopes;
 use crate::digest::Digest;
@@ -53,32 +54,32 @@ impl Client {
     /// GETs a manifest by tag or digest. When `reference` is a digest the bytes must hash to it;
     /// when the registry sends `Docker-Content-Digest` the bytes must hash to that too.
     pub async fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<Manifest, Error> {
-        // `send` retries until response headers arrive; a connection dropped while reading the
-        // body is retried here.
-        let mut failures = 0;
+        // Headers and body in one attempt: a connection dropped mid-body is retried like one
+        // that failed to connect.
+        let mut tries = self.inner.opts.retry.start();
         loop {
             match self.get_manifest_once(repo, reference).await {
-                Err(Error::Network { .. }) if failures < self.inner.opts.retries => {
-                    failures += 1;
-                    tokio::time::sleep(self.backoff(failures)).await;
-                }
-                r => return r,
+                Ok(m) => return Ok(m),
+                Err(f) => tries.failed(f).await?,
             }
         }
     }
 
-    async fn get_manifest_once(&self, repo: &Repo, reference: &str) -> Result<Manifest, Error> {
+    async fn get_manifest_once(&self, repo: &Repo, reference: &str) -> Result<Manifest, Failure> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let req = Request::new(Method::GET, url.clone()).header(ACCEPT, &accept());
-        let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
+        let mut req = Request::new(Method::GET, url.clone()).header(ACCEPT, &accept());
+        let mut resp = self
+            .send_once(repo, &Scopes::pull(&repo.name), &mut req)
+            .await?;
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => {
                 return Err(Error::ManifestNotFound {
                     image: image(repo, reference),
-                });
+                }
+                .into());
             }
-            _ => return Err(status_error("GET", &url, resp).await),
+            _ => return Err(self.status_error("GET", &url, resp).await.into()),
         }
         let header_digest = resp
             .headers()
@@ -91,19 +92,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
-        if resp
-            .content_length()
-            .is_some_and(|l| l > MAX_MANIFEST_BYTES as u64)
-        {
-            return Err(Error::InvalidManifest {
-                image: image(repo, reference),
-                reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
-            });
-        }
-        let bytes = read_limited(resp, &url).await?;
+        let bytes = self
+            .read_limited(&mut resp, &url, &image(repo, reference))
+            .await?;
         let digest = Digest::of(&bytes);
         let expected = if reference.starts_with("sha256:") {
-            Some(Digest::parse(reference)?)
+            Some(Digest::parse(reference).map_err(Failure::from)?)
         } else {
             header_digest
         };
@@ -114,7 +108,8 @@ impl Client {
                 url: super::send::show(&url),
                 expected,
                 actual: digest,
-            });
+            }
+            .into());
         }
         let media_type = if crate::manifest::is_index(&content_type)
             || crate::manifest::is_manifest(&content_type)
@@ -122,7 +117,9 @@ impl Client {
             content_type
         } else {
             // Some registries send application/json; trust the document's own mediaType.
-            crate::manifest::Parsed::parse(&image(repo, reference), "", &bytes)?.0
+            crate::manifest::Parsed::parse(&image(repo, reference), "", &bytes)
+                .map_err(Failure::from)?
+                .0
         };
         Ok(Manifest {
             media_type,
@@ -143,7 +140,7 @@ impl Client {
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(status_error("HEAD", &url, resp).await),
+            _ => return Err(self.status_error("HEAD", &url, resp).await),
         }
         let h = resp.headers();
         Ok(Some(ManifestHead {
@@ -178,7 +175,7 @@ impl Client {
         req.body = Body::Bytes(bytes);
         let resp = self.send(repo, &Scopes::push(&repo.name), req).await?;
         if !resp.status().is_success() {
-            return Err(status_error("PUT", &url, resp).await);
+            return Err(self.status_error("PUT", &url, resp).await);
         }
         Ok(digest)
     }
@@ -191,21 +188,26 @@ impl Client {
         digest: &Digest,
     ) -> Result<Option<Vec<crate::manifest::Descriptor>>, Error> {
         let url = self.url(repo, &format!("referrers/{digest}"))?;
-        let req = Request::new(Method::GET, url.clone()).header(ACCEPT, crate::manifest::OCI_INDEX);
-        let resp = self.send(repo, &Scopes::pull(&repo.name), req).await?;
-        match resp.status() {
-            s if s.is_success() => {}
-            StatusCode::NOT_FOUND
-            | StatusCode::NOT_IMPLEMENTED
-            | StatusCode::METHOD_NOT_ALLOWED => {
-                return Ok(None);
-            }
-            _ => return Err(status_error("GET", &url, resp).await),
-        }
-        let bytes = read_limited(resp, &url).await?;
+        let what = format!("{repo} referrers of {digest}");
+        let bytes = self
+            .retry_get_small(
+                repo,
+                &url,
+                Some(crate::manifest::OCI_INDEX),
+                &what,
+                &[
+                    StatusCode::NOT_FOUND,
+                    StatusCode::NOT_IMPLEMENTED,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                ],
+            )
+            .await?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
         let doc: crate::manifest::IndexDocument =
             serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
-                image: format!("{repo} referrers of {digest}"),
+                image: what,
                 reason: e.to_string(),
             })?;
         Ok(Some(doc.manifests))
@@ -219,51 +221,76 @@ impl Client {
             tags: Option<Vec<String>>,
         }
         let url = self.url(repo, "tags/list")?;
-        let resp = self
-            .send(
-                repo,
-                &Scopes::pull(&repo.name),
-                Request::new(Method::GET, url.clone()),
-            )
-            .await?;
-        match resp.status() {
-            s if s.is_success() => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(status_error("GET", &url, resp).await),
-        }
-        let bytes = read_limited(resp, &url).await?;
+        let what = format!("{repo} tag list");
+        let Some(bytes) = self
+            .retry_get_small(repo, &url, None, &what, &[StatusCode::NOT_FOUND])
+            .await?
+        else {
+            return Ok(None);
+        };
         let doc: Tags = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
-            image: format!("{repo} tag list"),
+            image: what,
             reason: e.to_string(),
         })?;
         Ok(Some(doc.tags.unwrap_or_default()))
     }
-}
 
-/// Reads a small response body, refusing more than [`MAX_MANIFEST_BYTES`].
-async fn read_limited(
-    mut resp: reqwest::Response,
-    url: &reqwest::Url,
-) -> Result<bytes::Bytes, Error> {
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if buf.len() + c.len() > MAX_MANIFEST_BYTES {
-                    return Err(Error::InvalidManifest {
-                        image: super::send::show(url),
-                        reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
-                    });
-                }
-                buf.extend_from_slice(&c);
+    /// GETs a small JSON document (headers and body in one attempt, under the retry policy);
+    /// `None` when the registry answers one of `absent`.
+    async fn retry_get_small(
+        &self,
+        repo: &Repo,
+        url: &reqwest::Url,
+        accept: Option<&str>,
+        what: &str,
+        absent: &[StatusCode],
+    ) -> Result<Option<bytes::Bytes>, Error> {
+        let mut tries = self.inner.opts.retry.start();
+        loop {
+            match self.get_small_once(repo, url, accept, what, absent).await {
+                Ok(b) => return Ok(b),
+                Err(f) => tries.failed(f).await?,
             }
-            Ok(None) => return Ok(buf.freeze()),
-            Err(e) => {
-                return Err(Error::Network {
-                    url: super::send::show(url),
-                    source: e,
-                });
-            }
+        }
+    }
+
+    async fn get_small_once(
+        &self,
+        repo: &Repo,
+        url: &reqwest::Url,
+        accept: Option<&str>,
+        what: &str,
+        absent: &[StatusCode],
+    ) -> Result<Option<bytes::Bytes>, Failure> {
+        let mut req = Request::new(Method::GET, url.clone());
+        if let Some(a) = accept {
+            req = req.header(ACCEPT, a);
+        }
+        let mut resp = self
+            .send_once(repo, &Scopes::pull(&repo.name), &mut req)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => {}
+            s if absent.contains(&s) => return Ok(None),
+            _ => return Err(self.status_error("GET", url, resp).await.into()),
+        }
+        Ok(Some(self.read_limited(&mut resp, url, what).await?))
+    }
+
+    /// Reads a document body, refusing (without reading further) more than
+    /// [`MAX_MANIFEST_BYTES`].
+    async fn read_limited(
+        &self,
+        resp: &mut reqwest::Response,
+        url: &reqwest::Url,
+        what: &str,
+    ) -> Result<bytes::Bytes, Error> {
+        match read_capped(resp, url, MAX_MANIFEST_BYTES, &self.inner.opts.timeouts).await? {
+            Capped::Whole(b) => Ok(b),
+            Capped::TooLarge => Err(Error::InvalidManifest {
+                image: what.to_string(),
+                reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+            }),
         }
     }
 }

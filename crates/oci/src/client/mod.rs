@@ -1,22 +1,26 @@
 //! The distribution-spec registry client: one [`Client`] talks to any number of registries,
 //! authenticates (anonymous, basic, bearer tokens), retries transient failures and streams blobs.
 //!
-//! Operations live in [`manifest`](self) and blob submodules; this module holds the options, the
-//! per-request machinery (authentication, retry, backoff, `Retry-After`) and [`Repo`] naming.
+//! Operations live in [`manifest`](self) and blob submodules; this module holds the options and
+//! [`Repo`] naming, `send` the per-request machinery (authentication, challenges) and `policy`
+//! the timeouts, the one retry loop and the caps on response bodies.
 
 pub(crate) mod blob;
 mod manifest;
+mod policy;
 mod send;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 
 pub use blob::{BlobStream, MONOLITHIC_MAX, MountResult, UploadSession};
-pub use manifest::{Manifest, ManifestHead};
+pub use manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestHead};
+pub use policy::{MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, RetryPolicy, Timeouts, within_budget};
+#[doc(hidden)]
+pub use send::{parse_error_detail, parse_retry_after};
 
 use crate::auth::{AuthCache, Credential};
 use crate::error::Error;
@@ -35,18 +39,15 @@ pub struct ClientOptions {
     pub host_creds: HashMap<String, Credential>,
     /// Whether to look credentials up in `~/.docker/config.json` and credential helpers.
     pub docker_config: bool,
+    /// Where `config.json` is; `None` reads `$DOCKER_CONFIG`, else `$HOME/.docker`. A missing
+    /// directory or file means no credentials (anonymous), not an error.
+    pub docker_config_dir: Option<PathBuf>,
     /// How many blob transfers may run at once (the transfer engine's default).
     pub max_concurrency: usize,
-    /// Retries after the first attempt for 5xx, 429 and connection errors.
-    pub retries: u32,
-    /// First backoff delay; doubles per retry (with jitter), capped at `max_backoff`.
-    pub backoff: Duration,
-    /// Longest wait between retries, including a registry's `Retry-After`.
-    pub max_backoff: Duration,
-    /// Connect timeout per request.
-    pub connect_timeout: Duration,
-    /// Longest silence while reading a response before the connection counts as dropped.
-    pub read_timeout: Duration,
+    /// When and how often a failed operation is tried again.
+    pub retry: RetryPolicy,
+    /// Connect and idle timeouts per request, and the budget per image.
+    pub timeouts: Timeouts,
 }
 
 impl Default for ClientOptions {
@@ -57,12 +58,10 @@ impl Default for ClientOptions {
             creds: None,
             host_creds: HashMap::new(),
             docker_config: true,
+            docker_config_dir: None,
             max_concurrency: 8,
-            retries: 4,
-            backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -124,8 +123,9 @@ impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client, Error> {
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(opts.connect_timeout)
-            .read_timeout(opts.read_timeout)
+            .connect_timeout(opts.timeouts.connect)
+            // No reqwest read_timeout: it runs from the start of a request to its headers and
+            // would cut long uploads. The idle timeout is enforced per read in `policy`.
             .pool_max_idle_per_host(opts.max_concurrency.max(1) * 2);
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -175,6 +175,28 @@ impl Client {
         self.inner.opts.insecure_hosts.iter().any(|h| h == host)
     }
 
+    /// Whether `url` may carry credentials: HTTPS always, plain HTTP only to a host the user
+    /// marked insecure (a token realm or an upload `Location` chosen by the server could
+    /// otherwise send them in clear text).
+    fn check_clear_text(&self, registry: &str, url: &reqwest::Url) -> Result<(), Error> {
+        if url.scheme() != "http" {
+            return Ok(());
+        }
+        let host = url.host_str().unwrap_or("");
+        let target = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        if self.is_insecure(&target) {
+            return Ok(());
+        }
+        Err(Error::InsecureCredentials {
+            host: registry.to_string(),
+            url: send::show(url),
+            target,
+        })
+    }
+
     /// The credential for a registry: `--creds`, then per-host, then the docker config (looked
     /// up once per host).
     async fn credential(&self, registry: &str) -> Result<Option<Credential>, Error> {
@@ -193,12 +215,18 @@ impl Client {
             return Ok(c.clone());
         }
         let host = registry.to_string();
-        let found = tokio::task::spawn_blocking(move || crate::auth::from_docker_config(&host))
-            .await
-            .map_err(|e| Error::Credentials {
-                host: registry.to_string(),
-                reason: e.to_string(),
-            })??;
+        let dir = opts
+            .docker_config_dir
+            .clone()
+            .or_else(|| crate::auth::docker_config_dir(|k| std::env::var_os(k)));
+        let found = tokio::task::spawn_blocking(move || {
+            crate::auth::from_docker_config_in(dir.as_deref(), &host)
+        })
+        .await
+        .map_err(|e| Error::Credentials {
+            host: registry.to_string(),
+            reason: e.to_string(),
+        })??;
         cache.insert(registry.to_string(), found.clone());
         Ok(found)
     }

@@ -1,20 +1,28 @@
-//! One request, done right: authenticate from the cache, answer a 401 challenge once, retry
-//! 5xx and connection errors with exponential backoff, honour `429 Retry-After`.
+//! One request, done right: authenticate from the cache, answer a 401 challenge once, fetch
+//! bearer tokens, and hand 5xx / 429 (with `Retry-After`) and connection errors to the retry
+//! policy as transient failures.
 
 use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url};
 
+use super::blob::BlobStream;
+use super::policy::{
+    Capped, Failure, MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, Progress, idle_guard, network_error,
+    read_capped,
+};
 use super::{Client, Repo};
-use crate::auth::{Challenge, Credential, HostAuth, Scopes, Token, TokenResponse};
+use crate::auth::{Challenge, Credential, HostAuth, Scopes, Token, parse_token_response};
 use crate::error::Error;
 
 /// A request body: replayable bytes, or a stream that can be sent only once.
 pub(crate) enum Body {
     Empty,
     Bytes(bytes::Bytes),
-    Stream(Option<reqwest::Body>),
+    Stream(Option<BlobStream>),
 }
 
 pub(crate) struct Request {
@@ -51,20 +59,37 @@ pub(crate) fn show(url: &Url) -> String {
 }
 
 impl Client {
-    /// Sends `req` for `repo` with `scopes`, handling auth and retries. Returns any response that
-    /// is not 401 / 429 / 5xx; callers judge the rest.
+    /// [`Client::send_once`] under the retry policy, for requests whose body can be replayed.
+    /// Returns any response that is not 401 / 429 / 5xx; callers judge the rest.
     pub(crate) async fn send(
         &self,
         repo: &Repo,
         scopes: &Scopes,
         mut req: Request,
     ) -> Result<Response, Error> {
-        let opts = &self.inner.opts;
-        let mut attempt: u32 = 0;
+        let mut tries = self.inner.opts.retry.start();
+        loop {
+            match self.send_once(repo, scopes, &mut req).await {
+                Ok(r) => return Ok(r),
+                Err(f) => tries.failed(f).await?,
+            }
+        }
+    }
+
+    /// One attempt: authenticates from the cache and answers a 401 challenge once (that is not
+    /// a retry). 429 and 5xx come back as failures carrying `Retry-After`, for the policy.
+    pub(crate) async fn send_once(
+        &self,
+        repo: &Repo,
+        scopes: &Scopes,
+        req: &mut Request,
+    ) -> Result<Response, Failure> {
         let mut challenged = false;
         loop {
-            attempt += 1;
             let auth = self.auth_header(repo, scopes).await?;
+            if auth.is_some() {
+                self.check_clear_text(&repo.registry, &req.url)?;
+            }
             let mut rb = self
                 .inner
                 .http
@@ -74,35 +99,32 @@ impl Client {
                 rb = rb.header(AUTHORIZATION, a);
             }
             let replayable = !matches!(req.body, Body::Stream(_));
+            let progress = Progress::new();
             rb = match &mut req.body {
                 Body::Empty => rb,
                 Body::Bytes(b) => rb.body(b.clone()),
                 Body::Stream(s) => match s.take() {
-                    Some(s) => rb.body(s),
+                    Some(s) => {
+                        let p = progress.clone();
+                        rb.body(reqwest::Body::wrap_stream(s.inspect(move |_| p.touch())))
+                    }
                     None => {
                         return Err(Error::Config {
                             reason: format!("stream body for {} already sent", show(&req.url)),
-                        });
+                        }
+                        .into());
                     }
                 },
             };
-            let can_retry = replayable && attempt <= opts.retries;
-            let resp = match rb.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    if can_retry
-                        && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
-                    {
-                        tracing::debug!(url = %show(&req.url), error = %e, attempt, "retrying after network error");
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                        continue;
-                    }
-                    return Err(Error::Network {
-                        url: show(&req.url),
-                        source: e,
-                    });
-                }
-            };
+            let timeouts = &self.inner.opts.timeouts;
+            let resp = idle_guard(timeouts.idle, &progress, rb.send())
+                .await
+                .ok_or_else(|| Error::Timeout {
+                    url: show(&req.url),
+                    phase: "read",
+                    after: timeouts.idle,
+                })?
+                .map_err(|e| network_error(&req.url, e, timeouts))?;
             let status = resp.status();
             match status {
                 StatusCode::UNAUTHORIZED if !challenged && replayable => {
@@ -116,53 +138,24 @@ impl Client {
                         .on_challenge(repo, scopes, header.as_deref(), auth.is_some())
                         .await?;
                     if !progressed {
-                        return Err(unauthorized(repo, &req.url, status));
+                        return Err(unauthorized(repo, &req.url, status).into());
                     }
-                    attempt -= 1; // answering a challenge is not a retry
-                    continue;
                 }
-                StatusCode::UNAUTHORIZED => return Err(unauthorized(repo, &req.url, status)),
+                StatusCode::UNAUTHORIZED => return Err(unauthorized(repo, &req.url, status).into()),
                 StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::INTERNAL_SERVER_ERROR
                 | StatusCode::BAD_GATEWAY
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT => {
-                    if !can_retry {
-                        if !replayable {
-                            return Ok(resp);
-                        }
-                        return Err(Error::RetriesExhausted {
-                            url: show(&req.url),
-                            attempts: attempt,
-                            status: status.as_u16(),
-                        });
-                    }
-                    let wait = retry_after(resp.headers())
-                        .map(|d| d.min(opts.max_backoff))
-                        .unwrap_or_else(|| self.backoff(attempt));
-                    tracing::debug!(url = %show(&req.url), status = status.as_u16(), ?wait, "retrying");
-                    drop(resp);
-                    tokio::time::sleep(wait).await;
-                    continue;
+                    let retry_after = retry_after(resp.headers());
+                    let error = self
+                        .status_error(req.method.as_str(), &req.url.clone(), resp)
+                        .await;
+                    return Err(Failure { error, retry_after });
                 }
                 _ => return Ok(resp),
             }
         }
-    }
-
-    /// Exponential backoff with jitter: `backoff * 2^(attempt-1)`, ±25%, capped.
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let opts = &self.inner.opts;
-        let base = opts
-            .backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(opts.max_backoff);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let jitter = f64::from(nanos % 500) / 1000.0 + 0.75; // 0.75 ..= 1.25
-        base.mul_f64(jitter).min(opts.max_backoff)
     }
 
     /// The `Authorization` value for a request, from what the host asked for before.
@@ -252,7 +245,9 @@ impl Client {
         }
     }
 
-    /// Fetches (and caches) a bearer token for `scopes` from `realm`.
+    /// Fetches (and caches) a bearer token for `scopes` from `realm`: one attempt, retried
+    /// with the request it belongs to. Credentials go to a plain-HTTP realm only when its host
+    /// is marked insecure; an anonymous request carries no secret and may go anywhere.
     async fn fetch_token(
         &self,
         repo: &Repo,
@@ -261,6 +256,7 @@ impl Client {
         scopes: &Scopes,
     ) -> Result<String, Error> {
         let host = repo.registry.as_str();
+        let timeouts = &self.inner.opts.timeouts;
         let cred = self.credential(host).await?;
         let refresh = match &cred {
             Some(Credential::IdentityToken(t)) => Some(t.clone()),
@@ -272,84 +268,109 @@ impl Client {
             reason,
         };
         let mut url = Url::parse(realm).map_err(|e| err(format!("bad realm: {e}")))?;
-        let mut attempt = 0;
-        let resp = loop {
-            attempt += 1;
-            let rb = if let Some(rt) = &refresh {
-                let mut form: Vec<(&str, &str)> = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", rt),
-                    ("client_id", "airlock"),
-                ];
-                if let Some(s) = service {
-                    form.push(("service", s));
-                }
-                let scope = scopes.joined();
-                form.push(("scope", &scope));
-                self.inner.http.post(url.clone()).form(&form)
-            } else {
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.clear();
-                    if let Some(s) = service {
-                        q.append_pair("service", s);
-                    }
-                    for s in scopes.iter() {
-                        q.append_pair("scope", s);
-                    }
-                    if cred.is_some() {
-                        q.append_pair("client_id", "airlock");
-                        q.append_pair("offline_token", "true");
-                    }
-                }
-                let mut rb = self.inner.http.get(url.clone());
-                if let Some(b) = cred.as_ref().and_then(Credential::basic_header) {
-                    rb = rb.header(AUTHORIZATION, b);
-                }
-                rb
-            };
-            match rb.send().await {
-                Ok(r) if r.status().is_server_error() && attempt <= self.inner.opts.retries => {}
-                Ok(r) => break r,
-                Err(e)
-                    if attempt <= self.inner.opts.retries && (e.is_connect() || e.is_timeout()) => {
-                }
-                Err(e) => return Err(err(e.to_string())),
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err(format!("realm scheme {:?} is not HTTP", url.scheme())));
+        }
+        if cred.is_some() || refresh.is_some() {
+            self.check_clear_text(host, &url)?;
+        }
+        let rb = if let Some(rt) = &refresh {
+            let mut form: Vec<(&str, &str)> = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("client_id", "airlock"),
+            ];
+            if let Some(s) = service {
+                form.push(("service", s));
             }
-            tokio::time::sleep(self.backoff(attempt)).await;
+            let scope = scopes.joined();
+            form.push(("scope", &scope));
+            self.inner.http.post(url.clone()).form(&form)
+        } else {
+            {
+                let mut q = url.query_pairs_mut();
+                q.clear();
+                if let Some(s) = service {
+                    q.append_pair("service", s);
+                }
+                for s in scopes.iter() {
+                    q.append_pair("scope", s);
+                }
+                if cred.is_some() {
+                    q.append_pair("client_id", "airlock");
+                    q.append_pair("offline_token", "true");
+                }
+            }
+            let mut rb = self.inner.http.get(url.clone());
+            if let Some(b) = cred.as_ref().and_then(Credential::basic_header) {
+                rb = rb.header(AUTHORIZATION, b);
+            }
+            rb
         };
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            if status == 401 || status == 403 {
+        let mut resp = tokio::time::timeout(timeouts.idle, rb.send())
+            .await
+            .map_err(|_| Error::Timeout {
+                url: show(&url),
+                phase: "read",
+                after: timeouts.idle,
+            })?
+            .map_err(|e| network_error(&url, e, timeouts))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let code = status.as_u16();
+            if code == 401 || code == 403 {
                 return Err(Error::Unauthorized {
                     host: host.to_string(),
                     url: show(&url),
-                    status,
+                    status: code,
                 });
             }
-            return Err(err(format!("HTTP {status}")));
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                // Transient: the policy retries the request this token is for.
+                return Err(self.status_error("GET", &url, resp).await);
+            }
+            return Err(err(format!("HTTP {code}")));
         }
-        let body = resp.bytes().await.map_err(|e| err(e.to_string()))?;
-        let tr: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| err(format!("bad token response: {e}")))?;
-        let value = tr
-            .token
-            .or(tr.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| err("no token in response".to_string()))?;
-        let expires = Instant::now() + Duration::from_secs(tr.expires_in.unwrap_or(60).max(60));
+        let body = match read_capped(&mut resp, &url, MAX_TOKEN_RESPONSE, timeouts).await? {
+            Capped::Whole(b) => b,
+            Capped::TooLarge => {
+                return Err(err(format!(
+                    "response larger than {MAX_TOKEN_RESPONSE} bytes"
+                )));
+            }
+        };
+        let grant = parse_token_response(&body).map_err(err)?;
+        let expires = Instant::now() + Duration::from_secs(grant.expires_in.unwrap_or(60).max(60));
         let mut cache = self.inner.auth.lock().await;
-        if let Some(rt) = tr.refresh_token {
+        if let Some(rt) = grant.refresh_token {
             cache.refresh.insert(host.to_string(), rt);
         }
         cache.tokens.insert(
             (host.to_string(), scopes.clone()),
             Token {
-                value: value.clone(),
+                value: grant.token.clone(),
                 expires,
             },
         );
-        Ok(value)
+        Ok(grant.token)
+    }
+
+    /// An [`Error::Status`] for a response the operation does not accept, with the registry's
+    /// message from the first [`MAX_ERROR_BODY`] bytes of its body; the rest is never read.
+    pub(crate) async fn status_error(&self, method: &str, url: &Url, mut resp: Response) -> Error {
+        let status = resp.status().as_u16();
+        let body =
+            match read_capped(&mut resp, url, MAX_ERROR_BODY, &self.inner.opts.timeouts).await {
+                Ok(Capped::Whole(b)) => b,
+                // A cut-off JSON document does not parse; no detail then, only the status.
+                Ok(Capped::TooLarge) | Err(_) => bytes::Bytes::new(),
+            };
+        Error::Status {
+            method: method.to_string(),
+            url: show(url),
+            status,
+            detail: parse_error_detail(&body),
+        }
     }
 }
 
@@ -361,9 +382,14 @@ fn unauthorized(repo: &Repo, url: &Url, status: StatusCode) -> Error {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After` of a response.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// A `Retry-After` value: seconds or an HTTP date (a date in the past is no wait).
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -374,22 +400,25 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-/// Reads a distribution error body (`{"errors":[{"code","message"}]}`) into a short detail.
-pub(crate) async fn status_error(method: &str, url: &Url, resp: Response) -> Error {
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.unwrap_or_default();
-    let detail = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("errors")?.get(0)?;
-            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
-            let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
-            Some(format!("{code}: {msg}"))
-        });
-    Error::Status {
-        method: method.to_string(),
-        url: show(url),
-        status,
-        detail,
+/// The first error of a distribution error body (`{"errors":[{"code","message"}]}`) as
+/// `CODE: message`, shortened to a line's worth.
+pub fn parse_error_detail(body: &[u8]) -> Option<String> {
+    const MAX: usize = 300;
+    let v = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let e = v.get("errors")?.get(0)?;
+    let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+    let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+    let mut s: String = format!("{code}: {msg}")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
     }
+    Some(s)
 }

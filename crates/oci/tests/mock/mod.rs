@@ -1,7 +1,14 @@
 //! A tiny scripted HTTP/1.1 server for fault tests: every request is recorded and answered by a
-//! closure, which can also cut the connection mid-body.
+//! closure, which can also cut the connection mid-body, stream an endless body, trickle bytes or
+//! never answer. The server counts connections and the body bytes it managed to send, so a test
+//! can prove what the client read.
 
+// Shared by several test binaries; each uses only some of it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,7 +43,26 @@ pub enum Reply {
         declared: usize,
         body: Vec<u8>,
     },
+    /// Streams body bytes until the client stops reading (or 1 GiB, 60 s): chunked encoding,
+    /// or `Content-Length: declared` when given.
+    Endless {
+        status: u16,
+        headers: Vec<(String, String)>,
+        declared: Option<u64>,
+    },
+    /// Sends `Content-Length: declared` and then one byte every `every`.
+    Trickle {
+        status: u16,
+        headers: Vec<(String, String)>,
+        declared: u64,
+        every: Duration,
+    },
+    /// Reads the request and never answers (holds the connection for up to 60 s).
+    Silent,
 }
+
+/// The most an endless body sends, so a broken client cannot make a test run forever.
+pub const ENDLESS_CAP: u64 = 1 << 30;
 
 impl Reply {
     pub fn new(status: u16) -> Reply {
@@ -48,9 +74,11 @@ impl Reply {
     }
     pub fn header(mut self, k: &str, v: &str) -> Reply {
         match &mut self {
-            Reply::Full { headers, .. } | Reply::Truncated { headers, .. } => {
-                headers.push((k.to_string(), v.to_string()))
-            }
+            Reply::Full { headers, .. }
+            | Reply::Truncated { headers, .. }
+            | Reply::Endless { headers, .. }
+            | Reply::Trickle { headers, .. } => headers.push((k.to_string(), v.to_string())),
+            Reply::Silent => {}
         }
         self
     }
@@ -67,27 +95,67 @@ type Handler = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
 pub struct Server {
     pub host: String,
     pub log: Arc<Mutex<Vec<Req>>>,
+    /// Connections accepted.
+    pub accepts: Arc<AtomicUsize>,
+    /// Body bytes of `Endless` and `Trickle` replies the socket accepted.
+    pub written: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+struct Counters {
+    log: Arc<Mutex<Vec<Req>>>,
+    written: Arc<AtomicU64>,
 }
 
 impl Server {
     pub async fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
+        Server::start_on(listener, host, handler)
+    }
+
+    /// Serves on `listener`, known to the client as `host` (so a test can name the same server
+    /// `127.0.0.1:P` and `localhost:P`).
+    pub fn start_on(
+        listener: TcpListener,
+        host: String,
+        handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+    ) -> Server {
         let log = Arc::new(Mutex::new(Vec::new()));
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
         let handler: Handler = Arc::new(handler);
-        let l = log.clone();
+        let counters = Counters {
+            log: log.clone(),
+            written: written.clone(),
+        };
+        let a = accepts.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (h, l) = (handler.clone(), l.clone());
+                a.fetch_add(1, Ordering::SeqCst);
+                let (h, c) = (handler.clone(), counters.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, h, l).await;
+                    let _ = serve(sock, h, c).await;
                 });
             }
         });
-        Server { host, log }
+        Server {
+            host,
+            log,
+            accepts,
+            written,
+        }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepts.load(Ordering::SeqCst)
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Req> {
@@ -102,11 +170,8 @@ impl Server {
     }
 }
 
-async fn serve(
-    mut sock: TcpStream,
-    handler: Handler,
-    log: Arc<Mutex<Vec<Req>>>,
-) -> std::io::Result<()> {
+async fn serve(mut sock: TcpStream, handler: Handler, counters: Counters) -> std::io::Result<()> {
+    let log = counters.log;
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -200,6 +265,66 @@ async fn serve(
                 sock.write_all(out.as_bytes()).await?;
                 sock.write_all(&body).await?;
                 sock.flush().await?;
+                return Ok(());
+            }
+            Reply::Endless {
+                status,
+                headers,
+                declared,
+            } => {
+                let mut out = format!("HTTP/1.1 {status} X\r\n");
+                match declared {
+                    Some(n) => out.push_str(&format!("content-length: {n}\r\n")),
+                    None => out.push_str("transfer-encoding: chunked\r\n"),
+                }
+                for (k, v) in headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                sock.write_all(out.as_bytes()).await?;
+                let chunk = vec![b'x'; 64 * 1024];
+                let framed = [
+                    format!("{:x}\r\n", chunk.len()).into_bytes(),
+                    chunk.clone(),
+                    b"\r\n".to_vec(),
+                ]
+                .concat();
+                let started = std::time::Instant::now();
+                let mut sent = 0u64;
+                while sent < declared.unwrap_or(ENDLESS_CAP).min(ENDLESS_CAP)
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    let w = if declared.is_some() { &chunk } else { &framed };
+                    sock.write_all(w).await?;
+                    sent += chunk.len() as u64;
+                    counters
+                        .written
+                        .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                }
+                return Ok(());
+            }
+            Reply::Trickle {
+                status,
+                headers,
+                declared,
+                every,
+            } => {
+                let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {declared}\r\n");
+                for (k, v) in headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                sock.write_all(out.as_bytes()).await?;
+                for _ in 0..declared {
+                    tokio::time::sleep(every).await;
+                    sock.write_all(b"x").await?;
+                    sock.flush().await?;
+                    counters.written.fetch_add(1, Ordering::SeqCst);
+                }
+                return Ok(());
+            }
+            Reply::Silent => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
                 return Ok(());
             }
         }
