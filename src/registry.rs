@@ -2,6 +2,7 @@
 //! async runtime they run on.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -29,6 +30,24 @@ pub struct RegistryArgs {
     /// How many blobs move at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+
+    /// Longest wait to connect to a registry (TCP and TLS): 10s, 1m, …
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Longest silence within a request (no byte sent or received) before it is abandoned.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest time one image may take in all, retries included (a registry that trickles
+    /// bytes forever is cut here).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub image_timeout: Duration,
+
+    /// Attempts per request in all, the first included (1 = never retry); only failures that
+    /// a retry can fix (5xx, 429, dropped connections, timeouts) are retried.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
 }
 
 impl RegistryArgs {
@@ -54,6 +73,15 @@ impl RegistryArgs {
             ca_file: self.ca_file.clone(),
             host_creds,
             max_concurrency: self.concurrency.max(1),
+            retry: oci::client::RetryPolicy {
+                attempts: self.attempts,
+                ..Default::default()
+            },
+            timeouts: oci::client::Timeouts {
+                connect: self.connect_timeout,
+                idle: self.idle_timeout,
+                image: self.image_timeout,
+            },
             ..oci::ClientOptions::default()
         };
         Ok(oci::Client::new(opts)?)
@@ -69,6 +97,29 @@ fn scoped_host(value: &str) -> Option<(&str, &str)> {
         None => !host.is_empty(),
     };
     is_host.then_some((host, rest))
+}
+
+/// `90`, `90s`, `500ms`, `10m` or `1h` as a duration (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (write 30s, 500ms, 10m or 1h)"))?;
+    let duration = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("a timeout of zero would fail every request".into());
+    }
+    Ok(duration)
 }
 
 /// The runtime the registry verbs run on.
@@ -158,7 +209,19 @@ impl ImageArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::scoped_host;
+    use super::{parse_duration, scoped_host};
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "10 days", "-1s", "0"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn creds_name_their_host_or_none() {
