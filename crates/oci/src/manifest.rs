@@ -30,6 +30,41 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     DOCKER_MANIFEST_LIST,
 ];
 
+/// Largest manifest, index or layout `index.json` airlock reads (the distribution registry's own
+/// manifest limit is 4 MiB). Anything read whole from a registry, a layout or an archive is held
+/// to it, so a hostile document costs at most this much memory.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Deepest nesting of indexes airlock follows below an image's top-level index. An index of
+/// indexes is legitimate two or three levels down; thousands of levels (a few MB of JSON) are
+/// an attack on the stack and, with repeated children, on the request count.
+pub const MAX_INDEX_DEPTH: usize = 8;
+
+/// Refuses a document whose declared or actual length exceeds [`MAX_MANIFEST_BYTES`], before
+/// reading it. `what` names it in the error.
+pub fn check_manifest_size(what: &str, len: u64) -> Result<(), Error> {
+    if len > MAX_MANIFEST_BYTES as u64 {
+        return Err(Error::InvalidManifest {
+            image: what.to_string(),
+            reason: format!("{len} bytes, larger than the {MAX_MANIFEST_BYTES}-byte limit"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a descriptor nested below `depth` indexes when that is more than
+/// [`MAX_INDEX_DEPTH`].
+pub fn check_index_depth(image: &str, digest: &Digest, depth: usize) -> Result<(), Error> {
+    if depth > MAX_INDEX_DEPTH {
+        return Err(Error::IndexTooDeep {
+            image: image.to_string(),
+            digest: digest.clone(),
+            max: MAX_INDEX_DEPTH,
+        });
+    }
+    Ok(())
+}
+
 /// The annotation skopeo, containerd and others use to name an image in a layout's `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
@@ -230,6 +265,18 @@ pub struct IndexDocument {
     /// Annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl IndexDocument {
+    /// Parses a layout's `index.json` (size-checked: see [`MAX_MANIFEST_BYTES`]); `what` names
+    /// the file in errors.
+    pub fn parse(what: &str, bytes: &[u8]) -> Result<IndexDocument, Error> {
+        check_manifest_size(what, bytes.len() as u64)?;
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidManifest {
+            image: what.to_string(),
+            reason: e.to_string(),
+        })
+    }
 }
 
 #[cfg(test)]
