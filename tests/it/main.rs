@@ -2,6 +2,7 @@
 
 mod check_cli;
 mod corpus;
+mod hostile_store_cli;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;

@@ -529,7 +529,8 @@ async fn links_planted_at_the_old_temporary_names_are_never_written_through() {
         .await
         .unwrap();
 
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let v = std::fs::read(&victim).unwrap();
+    assert!(v == b"precious", "victim overwritten ({} bytes)", v.len());
     let stored = layout.blob_path(&d);
     assert!(!stored.symlink_metadata().unwrap().is_symlink());
     assert_eq!(std::fs::read(&stored).unwrap(), bytes);
