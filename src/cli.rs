@@ -200,6 +200,12 @@ pub struct PushArgs {
     /// An OCI layout directory or archive made by `airlock pack`.
     pub source: PathBuf,
 
+    /// Where an archive is unpacked for the push, in a temporary directory removed afterwards
+    /// (default: the system temporary directory, `$TMPDIR`). Never beside the archive, which may
+    /// sit on read-only media.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub transfer: crate::cmd::transfer::TransferArgs,
 

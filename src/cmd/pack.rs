@@ -1,6 +1,7 @@
 //! `airlock pack`: pull images into an OCI image layout, or an archive of one, to carry across
 //! the air gap. The layout is built beside the output (never in /tmp) and kept when a run fails,
-//! so running again resumes where it stopped.
+//! so running again resumes where it stopped; an existing one is reused only when it is a real
+//! directory of ours (see [`check_staging_dir`]).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,9 @@ pub fn run(args: &PackArgs) -> anyhow::Result<Exit> {
     } else {
         args.output.clone()
     };
+    if is_archive {
+        check_staging_dir(&layout_dir)?;
+    }
     crate::registry::runtime()?.block_on(async {
         let layout = open_or_create(&layout_dir).await?;
         let jobs = images
@@ -70,6 +74,53 @@ pub fn staging_dir(archive: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     archive.with_file_name(format!(".{name}.layout"))
+}
+
+/// Makes sure the staging layout of an archive is ours before anything is written into it: it
+/// sits at a predictable name beside the archive, so anyone who can write that directory (say
+/// `/tmp`) could have planted a symlink or a directory of their own there. Absent, it is created
+/// (private to us); present, it must be a real directory owned by us — then it is a run of ours
+/// that was interrupted, and is resumed.
+fn check_staging_dir(dir: &Path) -> anyhow::Result<()> {
+    let shown = dir.display();
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            // Not recursive: fails if someone created the name meanwhile.
+            return b
+                .create(dir)
+                .with_context(|| format!("cannot create the staging directory {shown}"));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
+    };
+    anyhow::ensure!(
+        meta.file_type().is_dir(),
+        "{shown} exists and is not a directory (a symlink?); refusing to use it as the staging \
+         layout. Remove it and run again"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // Our own uid, as the owner of a file we create (std has no getuid).
+        let me = tempfile::tempfile_in(parent)
+            .and_then(|f| f.metadata())
+            .with_context(|| format!("cannot create a file in {}", parent.display()))?
+            .uid();
+        anyhow::ensure!(
+            meta.uid() == me,
+            "{shown} is owned by uid {}, not by us (uid {me}); refusing to use it as the \
+             staging layout. Remove it and run again",
+            meta.uid()
+        );
+    }
+    Ok(())
 }
 
 async fn open_or_create(dir: &Path) -> anyhow::Result<oci::Layout> {

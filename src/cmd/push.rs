@@ -1,5 +1,7 @@
 //! `airlock push`: load a layout directory or archive made by `pack` into a registry, naming
 //! every image with the shared mapping (the same names `rewrite` writes into the configuration).
+//! An archive is unpacked into a temporary work directory that is removed afterwards, so the
+//! archive may sit on read-only media and nothing is left beside it.
 
 use anyhow::Context;
 
@@ -13,11 +15,19 @@ pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
     let transfer = args.transfer.transfer(args.registry.concurrency)?;
     let source = &args.source;
     crate::registry::runtime()?.block_on(async {
+        // Removed when the push ends, however it ends (short of a kill).
+        let mut _unpacked = None;
         let layout = if pack::is_archive(source) {
-            let staging = pack::staging_dir(source);
-            oci::read_archive(source, &staging)
+            let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let tmp = tempfile::Builder::new()
+                .prefix("airlock-push-")
+                .tempdir_in(&base)
+                .with_context(|| format!("cannot create a work directory in {}", base.display()))?;
+            let layout = oci::read_archive(source, tmp.path().join("layout"))
                 .await
-                .with_context(|| format!("cannot read {}", source.display()))?
+                .with_context(|| format!("cannot read {}", source.display()))?;
+            _unpacked = Some(tmp);
+            layout
         } else {
             oci::Layout::open(source)
                 .await

@@ -3,6 +3,7 @@
 mod check_cli;
 mod corpus;
 mod hostile_cli;
+mod hostile_store_cli;
 mod hostile_yaml;
 mod lock_cli;
 mod rewrite_cli;

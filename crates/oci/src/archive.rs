@@ -1,9 +1,12 @@
 //! Layout archives: a layout directory as one `.tar` (or zstd-compressed `.tar.zst`) file to
 //! carry across an air gap, readable by `skopeo copy oci-archive:FILE:NAME` — and back again.
 //!
-//! Writing goes to `FILE.partial` and is renamed when complete, so an archive under its final
-//! name is always whole. Reading verifies every blob against its digest while extracting and
-//! merges into a (possibly existing) layout, skipping blobs it already holds.
+//! Writing goes to a hidden, exclusively created `.FILE.<random>.partial` beside it and is
+//! renamed when complete, so an archive under its final name is always whole and a link planted
+//! at a guessable name is never written through. Reading verifies every blob against its digest
+//! while extracting (streaming, never buffered whole) and merges into a (possibly existing)
+//! layout, skipping blobs it already holds; `index.json` is held to
+//! [`MAX_MANIFEST_BYTES`](crate::manifest::MAX_MANIFEST_BYTES) whatever its tar header claims.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -11,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
-use crate::layout::Layout;
-use crate::manifest::IndexDocument;
+use crate::layout::{Layout, create_exclusive};
+use crate::manifest::{IndexDocument, MAX_MANIFEST_BYTES, check_manifest_size};
 
 /// Archive compression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +62,13 @@ fn write_sync(root: &Path, out: &Path, compression: Compression) -> Result<u64, 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let partial = out.with_file_name(format!("{name}.partial"));
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let (file, partial) =
+        create_exclusive(dir, &name, ".partial").map_err(|e| Error::io(out, e))?;
     let result = (|| {
-        let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
         let w = BufWriter::with_capacity(1 << 20, file);
         match compression {
             Compression::None => {
@@ -177,14 +184,16 @@ fn extract_sync(archive: &Path, layout: &Layout) -> Result<IndexDocument, Error>
         let path = entry.path().map_err(io)?.to_string_lossy().into_owned();
         let path = path.trim_start_matches("./");
         if path == "index.json" {
+            let what = format!("{}:index.json", archive.display());
+            check_manifest_size(&what, entry.header().size().map_err(io)?)?;
+            // The header is the archive's word only; `take` holds the bytes to the limit too.
             let mut buf = Vec::new();
-            entry.read_to_end(&mut buf).map_err(io)?;
-            index = Some(serde_json::from_slice::<IndexDocument>(&buf).map_err(|e| {
-                Error::InvalidManifest {
-                    image: format!("{}:index.json", archive.display()),
-                    reason: e.to_string(),
-                }
-            })?);
+            entry
+                .by_ref()
+                .take(MAX_MANIFEST_BYTES as u64 + 1)
+                .read_to_end(&mut buf)
+                .map_err(io)?;
+            index = Some(IndexDocument::parse(&what, &buf)?);
         } else if let Some(hex) = path.strip_prefix("blobs/sha256/")
             && let Ok(digest) = Digest::parse(&format!("sha256:{hex}"))
         {
@@ -193,9 +202,11 @@ fn extract_sync(archive: &Path, layout: &Layout) -> Result<IndexDocument, Error>
             if std::fs::metadata(&dst).is_ok_and(|m| m.len() == size) {
                 continue;
             }
-            let tmp = dst.with_file_name(format!(".{hex}.{}-x.partial", std::process::id()));
+            let dir = dst.parent().unwrap_or(layout.root());
+            let (file, tmp) =
+                create_exclusive(dir, hex, ".partial").map_err(|e| Error::io(&dst, e))?;
             let r = (|| {
-                let mut out = BufWriter::new(File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
+                let mut out = BufWriter::new(file);
                 let mut h = Hasher::new();
                 let mut buf = vec![0u8; 256 * 1024];
                 loop {

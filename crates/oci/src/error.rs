@@ -209,6 +209,18 @@ pub enum Error {
         /// The filter, comma separated.
         platforms: String,
     },
+
+    /// Indexes nested deeper than airlock follows (an index of indexes is legitimate two or
+    /// three levels down; thousands of levels are an attack on the stack or the request count).
+    #[error("{image}: index {digest} is nested more than {max} indexes deep")]
+    IndexTooDeep {
+        /// The image being read.
+        image: String,
+        /// The first descriptor beyond the limit.
+        digest: Digest,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl Error {

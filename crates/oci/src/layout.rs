@@ -6,6 +6,18 @@
 //! name only when size and digest match, so a final name always holds complete, verified bytes
 //! and an interrupted run leaves nothing that looks complete. `index.json` is replaced via a
 //! temporary file and rename.
+//!
+//! Hostile input: temporary files get unpredictable names and are created exclusively
+//! (`O_CREAT|O_EXCL`, which also refuses a planted symlink), so whoever can write the directory
+//! cannot redirect our writes. Everything read whole (`index.json`, manifests) is capped at
+//! [`MAX_MANIFEST_BYTES`] and size-checked before it is read; blobs stream with their declared
+//! size and digest enforced.
+//!
+//! Concurrency: `index.json` is read, merged and replaced under an exclusive advisory lock on
+//! `oci-layout` (a file that is never replaced), so processes adding images to one layout never
+//! lose each other's entries. Every open [`Layout`] holds a shared lock on `blobs/sha256`; the
+//! leftover partial files of interrupted runs are removed only by a process that finds no other
+//! holder, never from under a live writer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +32,10 @@ use tokio::sync::Mutex;
 use crate::client::blob::{BlobStream, file_stream, verify_stream};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
-use crate::manifest::{Descriptor, IndexDocument, OCI_INDEX, REF_NAME_ANNOTATION};
+use crate::manifest::{
+    Descriptor, IndexDocument, MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME_ANNOTATION,
+    check_manifest_size,
+};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 static PARTIAL_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -30,6 +45,9 @@ static PARTIAL_SEQ: AtomicU64 = AtomicU64::new(0);
 pub struct Layout {
     root: PathBuf,
     index_lock: Arc<Mutex<()>>,
+    /// The shared "in use" lock on `blobs/sha256`, released when the last clone drops. `None`
+    /// where the directory cannot be opened or locked (then nothing is cleaned up either).
+    _in_use: Option<Arc<std::fs::File>>,
 }
 
 impl Layout {
@@ -45,14 +63,28 @@ impl Layout {
         if !exists(&marker).await {
             write_atomic(&marker, OCI_LAYOUT.as_bytes()).await?;
         }
-        let layout = Layout {
+        let mut layout = Layout {
             root,
             index_lock: Arc::new(Mutex::new(())),
+            _in_use: None,
         };
         if !exists(&layout.index_path()).await {
             layout.write_index(&IndexDocument::empty()).await?;
         }
-        layout.remove_partials().await?;
+        let (in_use, alone) = lock_in_use(blobs.clone(), true).await;
+        if alone && let Some(f) = &in_use {
+            layout.remove_partials().await?;
+            // Back to shared: other processes may now use the layout too. We have no partial
+            // files yet, so one cleaning up between these two calls costs us nothing.
+            let f = f.try_clone().map_err(|e| Error::io(&blobs, e))?;
+            tokio::task::spawn_blocking(move || f.unlock().and_then(|()| f.lock_shared()))
+                .await
+                .map_err(|e| Error::Config {
+                    reason: format!("layout lock panicked: {e}"),
+                })?
+                .map_err(|e| Error::io(&blobs, e))?;
+        }
+        layout._in_use = in_use.map(Arc::new);
         Ok(layout)
     }
 
@@ -63,9 +95,11 @@ impl Layout {
         tokio::fs::metadata(&marker)
             .await
             .map_err(|e| Error::io(&marker, e))?;
+        let (in_use, _) = lock_in_use(root.join("blobs/sha256"), false).await;
         Ok(Layout {
             root,
             index_lock: Arc::new(Mutex::new(())),
+            _in_use: in_use.map(Arc::new),
         })
     }
 
@@ -103,17 +137,17 @@ impl Layout {
         size: Option<u64>,
     ) -> Result<BlobWriter, Error> {
         let dst = self.blob_path(digest);
-        let n = PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = dst.with_file_name(format!(
-            ".{}.{}-{n}.partial",
-            digest.hex(),
-            std::process::id()
-        ));
-        let file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| Error::io(&tmp, e))?;
+        let dir = dst.parent().unwrap_or(&self.root).to_path_buf();
+        let hex = digest.hex().to_string();
+        let (file, tmp) =
+            tokio::task::spawn_blocking(move || create_exclusive(&dir, &hex, ".partial"))
+                .await
+                .map_err(|e| Error::Config {
+                    reason: format!("partial file creation panicked: {e}"),
+                })?
+                .map_err(|e| Error::io(self.blob_path(digest), e))?;
         Ok(BlobWriter {
-            file,
+            file: tokio::fs::File::from_std(file),
             hasher: Hasher::new(),
             verify: true,
             written: 0,
@@ -139,10 +173,15 @@ impl Layout {
         Ok(digest)
     }
 
-    /// Reads a small blob whole (manifests, configs), verifying its digest.
-    pub async fn read_blob(&self, digest: &Digest) -> Result<bytes::Bytes, Error> {
+    /// Reads a small blob whole (manifests, configs), checking it against the `size` its
+    /// descriptor declares — before reading, so a huge file behind a small descriptor is never
+    /// loaded — and against its digest. Refuses more than [`MAX_MANIFEST_BYTES`].
+    pub async fn read_blob(&self, digest: &Digest, size: u64) -> Result<bytes::Bytes, Error> {
+        use tokio::io::AsyncReadExt;
         let path = self.blob_path(digest);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        let url = path.display().to_string();
+        check_manifest_size(&url, size)?;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::BlobNotFound {
                     repository: self.root.display().to_string(),
@@ -152,6 +191,29 @@ impl Layout {
                 Error::io(&path, e)
             }
         })?;
+        let mismatch = |actual: u64| Error::SizeMismatch {
+            url: url.clone(),
+            digest: digest.clone(),
+            expected: size,
+            actual,
+        };
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        if len != size {
+            return Err(mismatch(len));
+        }
+        // `take` also holds a file that grows while it is read to the declared size.
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.take(size + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        if bytes.len() as u64 != size {
+            return Err(mismatch(bytes.len() as u64));
+        }
         let actual = Digest::of(&bytes);
         if &actual != digest {
             return Err(Error::DigestMismatch {
@@ -166,10 +228,21 @@ impl Layout {
     /// Streams a blob from disk, verified against its digest (and size) as it is read.
     pub async fn open_blob(&self, digest: &Digest, size: Option<u64>) -> Result<BlobStream, Error> {
         let path = self.blob_path(digest);
-        if !exists(&path).await {
+        let Ok(meta) = tokio::fs::metadata(&path).await else {
             return Err(Error::BlobNotFound {
                 repository: self.root.display().to_string(),
                 digest: digest.clone(),
+            });
+        };
+        // The stream enforces the size too; failing here says so before a byte moves.
+        if let Some(size) = size
+            && meta.len() != size
+        {
+            return Err(Error::SizeMismatch {
+                url: path.display().to_string(),
+                digest: digest.clone(),
+                expected: size,
+                actual: meta.len(),
             });
         }
         let s = file_stream(&path).await?;
@@ -181,16 +254,26 @@ impl Layout {
         ))
     }
 
-    /// The current `index.json`.
+    /// The current `index.json` (at most [`MAX_MANIFEST_BYTES`]).
     pub async fn index(&self) -> Result<IndexDocument, Error> {
+        use tokio::io::AsyncReadExt;
         let path = self.index_path();
-        let bytes = tokio::fs::read(&path)
+        let what = path.display().to_string();
+        let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::io(&path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
-            image: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        check_manifest_size(&what, len)?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(MAX_MANIFEST_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        IndexDocument::parse(&what, &bytes)
     }
 
     /// The entry named `name` (`org.opencontainers.image.ref.name`), or the entry whose digest
@@ -217,6 +300,7 @@ impl Layout {
         mut desc: Descriptor,
     ) -> Result<(), Error> {
         let _guard = self.index_lock.lock().await;
+        let _other_processes = self.lock_index().await?;
         let mut index = self.index().await?;
         match name {
             Some(name) => {
@@ -237,6 +321,23 @@ impl Layout {
         }
         index.manifests.push(desc);
         self.write_index(&index).await
+    }
+
+    /// The cross-process `index.json` lock: exclusive on `oci-layout`, released on drop. A
+    /// read-only descriptor suffices for an advisory lock, so a read-only `oci-layout` works.
+    async fn lock_index(&self) -> Result<std::fs::File, Error> {
+        let marker = self.root.join("oci-layout");
+        let m = marker.clone();
+        tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&m)?;
+            f.lock()?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| Error::Config {
+            reason: format!("layout lock panicked: {e}"),
+        })?
+        .map_err(|e| Error::io(&marker, e))
     }
 
     async fn write_index(&self, index: &IndexDocument) -> Result<(), Error> {
@@ -390,17 +491,79 @@ async fn exists(path: &Path) -> bool {
     tokio::fs::metadata(path).await.is_ok()
 }
 
-/// Writes `bytes` to a temporary sibling and renames it over `path`.
+/// Opens `blobs` and locks it shared for the life of a [`Layout`]. With `try_alone`, first
+/// tries an exclusive lock: the second value says whether it was had, i.e. no other process has
+/// the layout open and its partial files are leftovers (the lock is then still exclusive).
+async fn lock_in_use(blobs: PathBuf, try_alone: bool) -> (Option<std::fs::File>, bool) {
+    tokio::task::spawn_blocking(move || {
+        let Ok(f) = std::fs::File::open(&blobs) else {
+            return (None, false);
+        };
+        if try_alone {
+            match f.try_lock() {
+                Ok(()) => return (Some(f), true),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(_)) => return (None, false),
+            }
+        }
+        match f.lock_shared() {
+            Ok(()) => (Some(f), false),
+            Err(_) => (None, false),
+        }
+    })
+    .await
+    .unwrap_or((None, false))
+}
+
+/// Creates a new file in `dir` named `.{stem}.{pid}-{random}{suffix}`, exclusively: `O_EXCL`
+/// fails on any existing name, a symlink included, so nobody who can write `dir` can make us
+/// write through a file or link they planted, and the random part keeps them from even
+/// guessing the name.
+pub(crate) fn create_exclusive(
+    dir: &Path,
+    stem: &str,
+    suffix: &str,
+) -> std::io::Result<(std::fs::File, PathBuf)> {
+    use std::hash::{BuildHasher, Hasher as _};
+    let mut last = None;
+    for _ in 0..16 {
+        // RandomState is seeded from the OS once per thread and bumped per instance.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed));
+        let path = dir.join(format!(
+            ".{stem}.{}-{:016x}{suffix}",
+            std::process::id(),
+            h.finish()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
+}
+
+/// Writes `bytes` to an exclusively created temporary sibling and renames it over `path`.
 pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use tokio::io::AsyncWriteExt;
-    let n = PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let (f, tmp) = tokio::task::spawn_blocking(move || create_exclusive(&dir, &name, ".tmp"))
+        .await
+        .map_err(|e| Error::Config {
+            reason: format!("temporary file creation panicked: {e}"),
+        })?
+        .map_err(|e| Error::io(path, e))?;
     let result = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut f = tokio::fs::File::from_std(f);
         f.write_all(bytes).await?;
         f.sync_all().await?;
         tokio::fs::rename(&tmp, path).await

@@ -30,6 +30,41 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     DOCKER_MANIFEST_LIST,
 ];
 
+/// Largest manifest, index or layout `index.json` airlock reads (the distribution registry's own
+/// manifest limit is 4 MiB). Anything read whole from a registry, a layout or an archive is held
+/// to it, so a hostile document costs at most this much memory.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Deepest nesting of indexes airlock follows below an image's top-level index. An index of
+/// indexes is legitimate two or three levels down; thousands of levels (a few MB of JSON) are
+/// an attack on the stack and, with repeated children, on the request count.
+pub const MAX_INDEX_DEPTH: usize = 8;
+
+/// Refuses a document whose declared or actual length exceeds [`MAX_MANIFEST_BYTES`], before
+/// reading it. `what` names it in the error.
+pub fn check_manifest_size(what: &str, len: u64) -> Result<(), Error> {
+    if len > MAX_MANIFEST_BYTES as u64 {
+        return Err(Error::InvalidManifest {
+            image: what.to_string(),
+            reason: format!("{len} bytes, larger than the {MAX_MANIFEST_BYTES}-byte limit"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a descriptor nested below `depth` indexes when that is more than
+/// [`MAX_INDEX_DEPTH`].
+pub fn check_index_depth(image: &str, digest: &Digest, depth: usize) -> Result<(), Error> {
+    if depth > MAX_INDEX_DEPTH {
+        return Err(Error::IndexTooDeep {
+            image: image.to_string(),
+            digest: digest.clone(),
+            max: MAX_INDEX_DEPTH,
+        });
+    }
+    Ok(())
+}
+
 /// The annotation skopeo, containerd and others use to name an image in a layout's `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
@@ -232,6 +267,67 @@ pub struct IndexDocument {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+impl IndexDocument {
+    /// Parses a layout's `index.json` (size-checked: see [`MAX_MANIFEST_BYTES`]); `what` names
+    /// the file in errors.
+    pub fn parse(what: &str, bytes: &[u8]) -> Result<IndexDocument, Error> {
+        check_manifest_size(what, bytes.len() as u64)?;
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidManifest {
+            image: what.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// What [`walk`] reached from one top-level descriptor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Walked {
+    /// Every manifest and index, each once, in the order they were read.
+    pub manifests: Vec<Digest>,
+    /// Every config and layer blob, each once.
+    pub blobs: Vec<Digest>,
+}
+
+/// Walks the manifests under `root` without I/O, with the rules the copy engine applies to
+/// what it reads: each manifest held to [`MAX_MANIFEST_BYTES`] (declared size first), indexes
+/// at most [`MAX_INDEX_DEPTH`] deep, each digest read once however often it is listed. The walk
+/// keeps its own stack, so no input can exhaust the thread's. `fetch` returns a manifest's bytes
+/// for its descriptor — verified, as `Layout::read_blob` returns them. For checking a layout's
+/// or archive's contents before use, and for fuzzing.
+pub fn walk(
+    image: &str,
+    root: &Descriptor,
+    fetch: &mut dyn FnMut(&Descriptor) -> Result<Vec<u8>, Error>,
+) -> Result<Walked, Error> {
+    let mut out = Walked::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(root.clone(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        check_index_depth(image, &d.digest, depth)?;
+        if !seen.insert(d.digest.clone()) {
+            continue;
+        }
+        check_manifest_size(d.digest.as_str(), d.size)?;
+        let bytes = fetch(&d)?;
+        check_manifest_size(d.digest.as_str(), bytes.len() as u64)?;
+        out.manifests.push(d.digest.clone());
+        match Parsed::parse(d.digest.as_str(), &d.media_type, &bytes)?.1 {
+            Parsed::Index { manifests } => {
+                // Reversed so that the stack pops them in index order.
+                stack.extend(manifests.into_iter().rev().map(|c| (c, depth + 1)));
+            }
+            Parsed::Image { config, layers, .. } => {
+                for b in std::iter::once(config).chain(layers) {
+                    if seen.insert(b.digest.clone()) {
+                        out.blobs.push(b.digest);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +340,77 @@ mod tests {
         assert!(!e.matches(&Platform::parse("linux/arm64/v7").unwrap()));
         assert_eq!(e.to_string(), "linux/arm64/v8");
         assert!(Platform::parse("linux").is_none());
+    }
+
+    fn desc(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+
+    fn index_of(children: &[Descriptor]) -> Vec<u8> {
+        serde_json::to_vec(&IndexDocument {
+            manifests: children.to_vec(),
+            ..IndexDocument::empty()
+        })
+        .unwrap()
+    }
+
+    /// A tower of `levels` indexes over one image, each listing the level below twice.
+    fn tower(levels: usize) -> (Descriptor, std::collections::HashMap<Digest, Vec<u8>>) {
+        let config = desc("application/vnd.oci.image.config.v1+json", b"{}");
+        let leaf = format!(
+            r#"{{"schemaVersion":2,"config":{}}}"#,
+            serde_json::to_string(&config).unwrap()
+        )
+        .into_bytes();
+        let mut top = desc(OCI_MANIFEST, &leaf);
+        let mut blobs = std::collections::HashMap::from([(top.digest.clone(), leaf)]);
+        for _ in 0..levels {
+            let idx = index_of(&[top.clone(), top.clone()]);
+            top = desc(OCI_INDEX, &idx);
+            blobs.insert(top.digest.clone(), idx);
+        }
+        (top, blobs)
+    }
+
+    #[test]
+    fn walk_reads_each_repeated_child_once() {
+        let (top, blobs) = tower(MAX_INDEX_DEPTH);
+        let mut reads = 0;
+        let w = walk("t", &top, &mut |d| {
+            reads += 1;
+            Ok(blobs[&d.digest].clone())
+        })
+        .unwrap();
+        assert_eq!(reads, MAX_INDEX_DEPTH + 1);
+        assert_eq!(w.manifests.len(), MAX_INDEX_DEPTH + 1);
+        assert_eq!(w.blobs.len(), 1);
+    }
+
+    #[test]
+    fn walk_refuses_a_tower_deeper_than_the_limit_and_huge_declared_sizes() {
+        let (top, blobs) = tower(2000);
+        let e = walk("t", &top, &mut |d| Ok(blobs[&d.digest].clone())).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::IndexTooDeep {
+                    max: MAX_INDEX_DEPTH,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut huge = top.clone();
+        huge.size = 1 << 40;
+        let e = walk("t", &huge, &mut |_| unreachable!("not read")).unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
     }
 
     #[test]

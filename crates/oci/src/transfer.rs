@@ -7,6 +7,11 @@
 //! bounded concurrency; an index keeps its digest whenever all its platforms are copied, and a
 //! platform filter never fabricates a new index (see [`CopiedImage::index_preserved`]); one
 //! failing image does not stop the others ([`Transfer::copy_many`]).
+//!
+//! Hostile sources: indexes are followed at most
+//! [`MAX_INDEX_DEPTH`](crate::manifest::MAX_INDEX_DEPTH) levels down (so the recursion, and the
+//! stack, stay bounded), and each manifest of an image is read and written once however many
+//! times its parents list it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use crate::client::{BlobStream, Client, MONOLITHIC_MAX, MountResult, Repo};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::layout::Layout;
-use crate::manifest::{Descriptor, Parsed, Platform, is_index};
+use crate::manifest::{Descriptor, Parsed, Platform, check_index_depth, is_index};
 
 /// One side of a copy.
 #[derive(Clone)]
@@ -197,6 +202,19 @@ pub struct ImageResult {
 /// (target endpoint key, blob digest): one lock each, so a shared blob is sent once.
 type BlobKey = (String, Digest);
 
+/// The manifests of one image copied or being copied, by digest. An index may list a child
+/// many times at every level (14 levels of two identical entries: 32,000 reads of 15
+/// manifests); each is read and written once, and a second parent waits for the first copy.
+#[derive(Default)]
+struct Visited(std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<()>>>>);
+
+impl Visited {
+    fn cell(&self, digest: &Digest) -> Arc<tokio::sync::OnceCell<()>> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(digest.clone()).or_default().clone()
+    }
+}
+
 /// The engine; share one per run so concurrency limits and counters are global.
 #[derive(Clone)]
 pub struct Transfer {
@@ -298,6 +316,7 @@ impl Transfer {
             Endpoint::Layout { name, .. } => name.clone(),
         };
         let mut manifests = Vec::new();
+        let visited = Visited::default();
         // Rerun fast path: the target name already points at exactly this image (a registry
         // holds a manifest only with all it references).
         if let Endpoint::Registry { client, repo, .. } = dst
@@ -328,7 +347,8 @@ impl Transfer {
         }
         match parsed {
             Parsed::Image { .. } => {
-                self.copy_node(src, dst, &digest, parsed).await?;
+                self.copy_node(src, dst, &digest, parsed, 0, &visited)
+                    .await?;
                 self.put_manifest(
                     dst,
                     &media_type,
@@ -372,9 +392,14 @@ impl Transfer {
                     });
                 }
                 let all = selected.len() == children.len();
-                try_join_all(selected.iter().map(|d| self.copy_child(src, dst, d))).await?;
+                try_join_all(
+                    selected
+                        .iter()
+                        .map(|d| self.copy_child(src, dst, d, 1, &visited)),
+                )
+                .await?;
                 if all {
-                    self.copy_referrers(src, dst, &digest).await?;
+                    self.copy_referrers(src, dst, &digest, 1, &visited).await?;
                 }
                 manifests.extend(
                     selected
@@ -393,7 +418,7 @@ impl Transfer {
                     .await?;
                     Some(digest.clone())
                 } else if let [one] = selected.as_slice() {
-                    let b = read_manifest(src, &one.digest, &one.media_type).await?.2;
+                    let b = read_manifest(src, one).await?.2;
                     self.put_manifest(
                         dst,
                         &one.media_type,
@@ -423,30 +448,42 @@ impl Transfer {
         }
     }
 
-    /// Copies a child manifest (and everything under it) by digest.
+    /// Copies a child manifest (and everything under it) by digest, once per image however
+    /// often it is listed. `depth` counts the manifests above it; past
+    /// [`MAX_INDEX_DEPTH`](crate::manifest::MAX_INDEX_DEPTH) the image is refused, which also
+    /// bounds this recursion.
     fn copy_child<'a>(
         &'a self,
         src: &'a Endpoint,
         dst: &'a Endpoint,
         d: &'a Descriptor,
+        depth: usize,
+        visited: &'a Visited,
     ) -> BoxFuture<'a, Result<(), Error>> {
         async move {
-            // A registry refuses a manifest whose blobs it lacks, so a manifest present there
-            // means its whole tree is: skip it (fast reruns). A layout is checked blob by blob
-            // (a stat each), so a damaged layout is repaired by a rerun.
-            if matches!(dst, Endpoint::Registry { .. })
-                && self.target_has_manifest(dst, &d.digest).await?
-            {
-                self.counters
-                    .manifests_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            let (mt, digest, bytes) = read_manifest(src, &d.digest, &d.media_type).await?;
-            let (mt, parsed) = Parsed::parse(&digest.to_string(), &mt, &bytes)?;
-            self.copy_node(src, dst, &digest, parsed).await?;
-            self.put_manifest(dst, &mt, &digest, bytes, None, None)
-                .await
+            check_index_depth(&src.to_string(), &d.digest, depth)?;
+            let once = visited.cell(&d.digest);
+            once.get_or_try_init(|| async {
+                // A registry refuses a manifest whose blobs it lacks, so a manifest present
+                // there means its whole tree is: skip it (fast reruns). A layout is checked
+                // blob by blob (a stat each), so a damaged layout is repaired by a rerun.
+                if matches!(dst, Endpoint::Registry { .. })
+                    && self.target_has_manifest(dst, &d.digest).await?
+                {
+                    self.counters
+                        .manifests_skipped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let (mt, digest, bytes) = read_manifest(src, d).await?;
+                let (mt, parsed) = Parsed::parse(&digest.to_string(), &mt, &bytes)?;
+                self.copy_node(src, dst, &digest, parsed, depth, visited)
+                    .await?;
+                self.put_manifest(dst, &mt, &digest, bytes, None, None)
+                    .await
+            })
+            .await
+            .map(|_| ())
         }
         .boxed()
     }
@@ -459,6 +496,8 @@ impl Transfer {
         dst: &Endpoint,
         digest: &Digest,
         parsed: Parsed,
+        depth: usize,
+        visited: &Visited,
     ) -> Result<(), Error> {
         match parsed {
             Parsed::Image { config, layers, .. } => {
@@ -470,10 +509,16 @@ impl Transfer {
                 try_join_all(blobs.map(|b| self.copy_blob(src, dst, b))).await?;
             }
             Parsed::Index { manifests } => {
-                try_join_all(manifests.iter().map(|d| self.copy_child(src, dst, d))).await?;
+                try_join_all(
+                    manifests
+                        .iter()
+                        .map(|d| self.copy_child(src, dst, d, depth + 1, visited)),
+                )
+                .await?;
             }
         }
-        self.copy_referrers(src, dst, digest).await
+        self.copy_referrers(src, dst, digest, depth + 1, visited)
+            .await
     }
 
     /// Copies the OCI referrers (signatures, SBOMs) of `digest`, registry to registry, when the
@@ -483,13 +528,15 @@ impl Transfer {
         src: &Endpoint,
         dst: &Endpoint,
         digest: &Digest,
+        depth: usize,
+        visited: &Visited,
     ) -> Result<(), Error> {
         if self.opts.referrers
             && let (Endpoint::Registry { client, repo, .. }, Endpoint::Registry { .. }) = (src, dst)
             && let Some(refs) = client.list_referrers(repo, digest).await?
         {
             for r in refs {
-                self.copy_child(src, dst, &r).await?;
+                self.copy_child(src, dst, &r, depth, visited).await?;
             }
         }
         Ok(())
@@ -726,7 +773,7 @@ impl Transfer {
                 match src {
                     Endpoint::Layout { layout, .. } => {
                         if size <= MONOLITHIC_MAX {
-                            let bytes = layout.read_blob(digest).await?;
+                            let bytes = layout.read_blob(digest, size).await?;
                             client.upload_bytes(session, digest, bytes).await?;
                             self.counters.bytes_moved.fetch_add(size, Ordering::Relaxed);
                         } else {
@@ -785,26 +832,25 @@ async fn read_root(src: &Endpoint) -> Result<(String, Digest, bytes::Bytes), Err
                 name: String::new(),
             })?;
             let d = layout.resolve(name).await?;
-            let bytes = layout.read_blob(&d.digest).await?;
+            let bytes = layout.read_blob(&d.digest, d.size).await?;
             Ok((d.media_type, d.digest, bytes))
         }
     }
 }
 
-/// A manifest by digest from the source.
+/// The manifest a descriptor names, from the source (from a layout: at its declared size).
 async fn read_manifest(
     src: &Endpoint,
-    digest: &Digest,
-    media_type: &str,
+    d: &Descriptor,
 ) -> Result<(String, Digest, bytes::Bytes), Error> {
     match src {
         Endpoint::Registry { client, repo, .. } => {
-            let m = client.get_manifest(repo, digest.as_str()).await?;
+            let m = client.get_manifest(repo, d.digest.as_str()).await?;
             Ok((m.media_type, m.digest, m.bytes))
         }
         Endpoint::Layout { layout, .. } => {
-            let bytes = layout.read_blob(digest).await?;
-            Ok((media_type.to_string(), digest.clone(), bytes))
+            let bytes = layout.read_blob(&d.digest, d.size).await?;
+            Ok((d.media_type.clone(), d.digest.clone(), bytes))
         }
     }
 }

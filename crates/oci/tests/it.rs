@@ -189,7 +189,10 @@ async fn layout_to_registry_to_layout_roundtrip_and_rerun_skips() {
         b"junk",
     )
     .unwrap();
-    let out = Layout::create(out.root()).await.unwrap();
+    // Leftovers are removed only when no other Layout (process) has the layout open.
+    let root = out.root().to_path_buf();
+    drop(out);
+    let out = Layout::create(root).await.unwrap();
     assert!(
         !out.root()
             .join("blobs/sha256/.deadbeef.1-0.partial")
