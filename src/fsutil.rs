@@ -159,7 +159,7 @@ impl std::fmt::Display for ByteSize {
         let n = self.0;
         match [(30, "GiB"), (20, "MiB"), (10, "KiB")]
             .into_iter()
-            .find(|(shift, _)| n >= 1 << shift && n % (1 << shift) == 0)
+            .find(|(shift, _)| n >= 1 << shift && n.is_multiple_of(1 << shift))
         {
             Some((shift, unit)) => write!(f, "{} {unit}", n >> shift),
             None => write!(f, "{n} bytes"),

@@ -484,10 +484,10 @@ impl<'a> Scan<'a> {
     ) -> (String, Range<usize>, bool) {
         let written = &line.text[r.clone()];
         let (span, exact) = line.locate(r, self.map);
-        if written.contains('$') {
-            if let Ok(v) = expand(written, scope) {
-                return (v, span, false);
-            }
+        if written.contains('$')
+            && let Ok(v) = expand(written, scope)
+        {
+            return (v, span, false);
         }
         (written.to_string(), span, exact)
     }

@@ -78,10 +78,10 @@ fn built_tags<'a>(words: &[(Range<usize>, &'a str)]) -> Vec<&'a str> {
     for (i, (_, w)) in words.iter().enumerate() {
         if let Some(tag) = w.strip_prefix("--tag=") {
             tags.push(tag);
-        } else if matches!(*w, "-t" | "--tag") {
-            if let Some((_, next)) = words.get(i + 1) {
-                tags.push(next);
-            }
+        } else if matches!(*w, "-t" | "--tag")
+            && let Some((_, next)) = words.get(i + 1)
+        {
+            tags.push(next);
         }
     }
     tags

@@ -108,8 +108,6 @@ pub struct TransferOptions {
     pub concurrency: usize,
     /// Images worked on at once by [`Transfer::copy_many`].
     pub image_concurrency: usize,
-    /// Attempts per blob for transient failures (on top of the client's per-request retries).
-    pub blob_attempts: u32,
     /// Copy OCI referrers (signatures, SBOMs) of copied manifests when the source lists them.
     pub referrers: bool,
 }
@@ -120,7 +118,6 @@ impl Default for TransferOptions {
             platforms: Vec::new(),
             concurrency: 8,
             image_concurrency: 4,
-            blob_attempts: 3,
             referrers: true,
         }
     }
@@ -285,13 +282,24 @@ impl Transfer {
     }
 
     /// Copies one image from `src` to `dst`.
+    ///
+    /// The whole copy, referrers and retries included, runs within the image budget of the
+    /// registry client involved ([`Timeouts::image`](crate::client::Timeouts)): a registry that
+    /// trickles bytes forever costs one budget, not the run.
     pub async fn copy(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
-        let r = match self.copy_inner(src, dst).await {
-            Ok(copied) => self
-                .copy_tagged_referrers(src, dst, &copied.source_digest)
-                .await
-                .map(|()| copied),
-            Err(e) => Err(e),
+        let work = async {
+            let copied = self.copy_inner(src, dst).await?;
+            self.copy_tagged_referrers(src, dst, &copied.source_digest)
+                .await?;
+            Ok(copied)
+        };
+        let budget = [src, dst].into_iter().find_map(|e| match e {
+            Endpoint::Registry { client, .. } => Some(client.options().timeouts.image),
+            Endpoint::Layout { .. } => None,
+        });
+        let r = match budget {
+            Some(budget) => crate::client::within_budget(&src.to_string(), budget, work).await,
+            None => work.await,
         };
         let c = if r.is_ok() {
             &self.counters.images_ok
@@ -666,10 +674,20 @@ impl Transfer {
         let _permit = self.blobs.acquire().await.map_err(|_| Error::Config {
             reason: "transfer engine shut down".into(),
         })?;
-        let mut attempt = 0;
+        // Every request in a copy is retried by the client itself; only a streamed upload,
+        // which cannot be replayed within its request, is started over here, under the
+        // target's retry policy, so attempts never multiply.
+        let policy = match dst {
+            Endpoint::Registry { client, .. } => client.options().retry.clone(),
+            Endpoint::Layout { .. } => crate::client::RetryPolicy {
+                attempts: 1,
+                ..Default::default()
+            },
+        };
+        let mut tries = policy.start();
         loop {
-            attempt += 1;
-            match self.copy_blob_once(src, dst, d).await {
+            let mut streamed = false;
+            match self.copy_blob_once(src, dst, d, &mut streamed).await {
                 Ok(how) => {
                     if let Endpoint::Registry { repo, .. } = dst {
                         self.placed.lock().await.insert(key, repo.clone());
@@ -691,9 +709,7 @@ impl Transfer {
                     }
                     return Ok(());
                 }
-                Err(e) if e.is_transient() && attempt < self.opts.blob_attempts => {
-                    tracing::debug!(digest = %d.digest, error = %e, attempt, "blob copy failed; retrying");
-                }
+                Err(e) if streamed => tries.failed(e.into()).await?,
                 Err(e) => return Err(e),
             }
         }
@@ -715,6 +731,7 @@ impl Transfer {
         src: &Endpoint,
         dst: &Endpoint,
         d: &Descriptor,
+        streamed: &mut bool,
     ) -> Result<How, Error> {
         let (digest, size) = (&d.digest, d.size);
         match dst {
@@ -778,6 +795,7 @@ impl Transfer {
                             self.counters.bytes_moved.fetch_add(size, Ordering::Relaxed);
                         } else {
                             let stream = self.counted(layout.open_blob(digest, Some(size)).await?);
+                            *streamed = true;
                             client
                                 .upload_stream(session, digest, Some(size), stream)
                                 .await?;
@@ -796,6 +814,7 @@ impl Transfer {
                         } else {
                             let (stream, _) = sc.open_blob(from, digest, Some(size)).await?;
                             let stream = self.counted(stream);
+                            *streamed = true;
                             client
                                 .upload_stream(session, digest, Some(size), stream)
                                 .await?;

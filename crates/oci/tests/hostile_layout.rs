@@ -6,12 +6,10 @@
 //! Memory bounds are measured (peak RSS of this process, reset before each measured step), so
 //! every test takes [`SERIAL`]: nothing else in this binary runs while one measures.
 
-#[allow(dead_code)] // shared with faults.rs, which uses all of it
 mod mock;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use mock::{Reply, Req, Server};
 use oci::manifest::{MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST};
@@ -157,8 +155,10 @@ fn client(host: &str) -> Client {
     Client::new(ClientOptions {
         insecure_hosts: vec![host.to_string()],
         docker_config: false,
-        retries: 0,
-        backoff: Duration::from_millis(10),
+        retry: oci::client::RetryPolicy {
+            attempts: 1,
+            ..Default::default()
+        },
         ..ClientOptions::default()
     })
     .unwrap()

@@ -316,7 +316,7 @@ async fn manifest_response_is_bounded_while_streaming() {
     );
     let written = settle(&server).await;
     assert!(
-        written < oci::client::MAX_MANIFEST_BYTES as u64 + SOCKET_SLACK,
+        written < oci::manifest::MAX_MANIFEST_BYTES as u64 + SOCKET_SLACK,
         "server sent {written} bytes"
     );
     eprintln!("endless manifest: server managed to send {written} bytes");

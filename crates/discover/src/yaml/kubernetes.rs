@@ -181,11 +181,11 @@ fn container(w: &mut Walk, owner: &str, c: &Node, path: &mut Path) {
     }
     // Scripts and nested documents inside the container (an Argo `script.source`).
     for (key, value) in c.entries() {
-        if let Node::Scalar(s) = value {
-            if key != "image" {
-                let context = w.context(owner, &path.key(key));
-                w.embedded(s, context);
-            }
+        if let Node::Scalar(s) = value
+            && key != "image"
+        {
+            let context = w.context(owner, &path.key(key));
+            w.embedded(s, context);
         }
     }
 }
@@ -259,11 +259,11 @@ fn parameters(w: &mut Walk, owner: &str, items: &[Node], path: &Path) {
             continue;
         }
         for key in ["default", "value"] {
-            if let Some(Node::Scalar(s)) = item.get(key) {
-                if !crate::is_templated(&s.value) {
-                    let context = w.context(owner, &path.item(i, Some(name)).key(key));
-                    w.value(s, Kind::Heuristic, Source::Kubernetes, context);
-                }
+            if let Some(Node::Scalar(s)) = item.get(key)
+                && !crate::is_templated(&s.value)
+            {
+                let context = w.context(owner, &path.item(i, Some(name)).key(key));
+                w.value(s, Kind::Heuristic, Source::Kubernetes, context);
             }
         }
     }

@@ -9,10 +9,7 @@ use super::{Client, Repo};
 use crate::auth::Scopes;
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::manifest::MANIFEST_MEDIA_TYPES;
-
-/// Largest manifest accepted (the distribution registry's own limit is 4 MiB).
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+use crate::manifest::{MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES};
 
 /// A manifest or index exactly as the registry served it.
 #[derive(Clone, Debug, PartialEq, Eq)]

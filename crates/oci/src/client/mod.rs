@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 pub use blob::{BlobStream, MONOLITHIC_MAX, MountResult, UploadSession};
-pub use manifest::{MAX_MANIFEST_BYTES, Manifest, ManifestHead};
+pub use manifest::{Manifest, ManifestHead};
 pub use policy::{MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, RetryPolicy, Timeouts, within_budget};
 #[doc(hidden)]
 pub use send::{parse_error_detail, parse_retry_after};
