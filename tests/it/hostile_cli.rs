@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::watch::{Caps, until_stdin};
 use crate::{airlock, airlock_process, airlock_unprivileged, airlock_via, tempdir};
 
 fn pod(image: &str) -> String {
@@ -168,33 +169,6 @@ fn an_unreadable_subdirectory_is_reported_by_its_own_path_and_the_rest_scanned()
     );
 }
 
-/// The high-water mark of a process's resident memory, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap();
-    kib << 10
-}
-
-/// `(bytes read so far, state letter)` of a running process.
-fn io_and_state(pid: u32) -> (u64, char) {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let rchar = io
-        .lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .map_or(0, |v| v.parse().unwrap());
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next())
-        .unwrap_or('?');
-    (rchar, state)
-}
-
 #[test]
 fn scan_of_dev_zero_stops_at_the_size_limit_with_bounded_memory() {
     // Default limit: a clear error naming the file and the limit, quickly. The address-space
@@ -215,42 +189,37 @@ fn scan_of_dev_zero_stops_at_the_size_limit_with_bounded_memory() {
     assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
 
     // Measured: after /dev/zero the binary blocks reading stdin (named next), where its peak
-    // resident memory can be read from /proc before it exits.
+    // resident memory and the bytes it read are taken from /proc.
     let limit: u64 = 16 << 20;
     let mut cmd = airlock_process();
-    let mut child = cmd
-        .args(["scan", "--max-file-size", "16M", "/dev/zero", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (read, state) = io_and_state(pid);
-        if read > limit && state == 'S' {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "read {read} bytes, state {state}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let peak = peak_rss(pid);
-    let (read, _) = io_and_state(pid);
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("larger than the 16 MiB limit"), "{stderr}");
-    eprintln!(
-        "/dev/zero with a 16 MiB limit: {read} bytes read, peak RSS {} KiB",
-        peak >> 10
+    cmd.args(["scan", "--max-file-size", "16M", "/dev/zero", "-"]);
+    let m = until_stdin(
+        cmd,
+        Caps {
+            rss_kib: 1 << 20,
+            time: Duration::from_secs(60),
+        },
     );
-    assert!(read < 2 * limit, "read {read} bytes");
-    assert!(peak < 3 * limit + (32 << 20), "peak RSS {peak} bytes");
+    assert_eq!(m.code, Some(2), "{}", m.stderr);
+    assert!(
+        m.stderr.contains("larger than the 16 MiB limit"),
+        "{}",
+        m.stderr
+    );
+    eprintln!(
+        "/dev/zero with a 16 MiB limit: {} bytes read, peak RSS {} KiB",
+        m.read, m.peak_kib
+    );
+    assert!(
+        m.read > limit && m.read < 2 * limit,
+        "read {} bytes",
+        m.read
+    );
+    assert!(
+        m.peak_kib << 10 < 3 * limit + (32 << 20),
+        "peak RSS {} KiB",
+        m.peak_kib
+    );
 }
 
 #[test]

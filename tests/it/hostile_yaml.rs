@@ -1,13 +1,12 @@
 //! Hostile YAML through the real binary: a few hundred bytes of nested aliases must give a
 //! positioned error in bounded memory and time, and the other files must still be scanned.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::tempdir;
+use crate::watch::{Caps, Measured, until_stdin};
+use crate::{airlock_process_via, tempdir};
 
 /// Peak resident memory allowed to one `airlock` run on a tiny hostile input.
 const RSS_CAP_KB: u64 = 200 * 1024;
@@ -25,76 +24,18 @@ fn billion_laughs() -> String {
     text
 }
 
-/// `Name`, `State` and `VmHWM` (peak resident set so far, KiB) from `/proc/<pid>/status`.
-fn status(pid: u32) -> Option<(String, char, Option<u64>)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-    };
-    let peak = field("VmHWM:").and_then(|v| v.trim_end_matches("kB").trim().parse().ok());
-    Some((
-        field("Name:")?.to_string(),
-        field("State:")?.chars().next()?,
-        peak,
-    ))
-}
-
-/// Run `airlock args…` where the args read the hostile files and then `-` (stdin): while the
-/// child waits on stdin, every hostile file has been scanned, and its VmHWM is read at leisure
-/// (a bounded run lasts milliseconds, too short to sample reliably). Memory is polled all along;
-/// past the caps the child is killed and the test fails, so a regression costs the machine
-/// 200 MB, not all of its memory; an address-space limit (`ulimit -v`, 2 GiB) backs the polling
-/// up. Returns the exit code, stdout, the peak RSS (KiB) once the hostile files were scanned,
-/// and the wall time.
-fn run_capped(args: &[&str], dir: &Path) -> (i32, String, u64, Duration) {
-    let out_path = dir.join("stdout");
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 2097152 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let mut peak = 0;
-    let mut sleeping_since: Option<Instant> = None;
-    let mut after_hostile = None;
-    let status = loop {
-        if let Some((_, state, hwm)) = status(child.id()).filter(|(n, ..)| n == "airlock") {
-            peak = peak.max(hwm.unwrap_or(0));
-            // Asleep for a while: blocked reading stdin, past the hostile files.
-            let asleep = state == 'S' && after_hostile.is_none();
-            match (asleep, sleeping_since) {
-                (true, None) => sleeping_since = Some(Instant::now()),
-                (true, Some(t)) if t.elapsed() > Duration::from_millis(50) => {
-                    after_hostile = Some(peak);
-                    drop(child.stdin.take());
-                }
-                (false, _) => sleeping_since = None,
-                _ => {}
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        let took = started.elapsed();
-        if peak > RSS_CAP_KB || took > TIME_CAP {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("airlock {args:?}: killed at {peak} KiB after {took:?}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let took = started.elapsed();
-    let stdout = std::fs::read_to_string(&out_path).unwrap();
-    let after_hostile = after_hostile.expect("airlock never waited on stdin");
-    (status.code().unwrap(), stdout, after_hostile, took)
+/// Runs `airlock args…` (hostile files, then `-`) under the caps, with an address-space
+/// limit (2 GiB) behind the polling.
+fn run_capped(args: &[&str]) -> Measured {
+    let mut cmd = airlock_process_via(&["prlimit", "--as=2147483648", "--"]);
+    cmd.args(args);
+    until_stdin(
+        cmd,
+        Caps {
+            rss_kib: RSS_CAP_KB,
+            time: TIME_CAP,
+        },
+    )
 }
 
 #[test]
@@ -114,12 +55,14 @@ fn yaml_billion_laughs_is_bounded() {
     .unwrap();
     let (bomb_arg, pod_arg) = (bomb_path.to_str().unwrap(), pod.to_str().unwrap());
 
-    let (code, stdout, peak, took) = run_capped(
-        &["scan", "--format", "json", bomb_arg, "-", pod_arg],
-        dir.path(),
-    );
-    assert_eq!(code, 2, "{stdout}");
-    assert!(peak > 1024, "no reading of airlock's memory: {peak} KiB");
+    let Measured {
+        code,
+        stdout,
+        peak_kib: peak,
+        took,
+        ..
+    } = run_capped(&["scan", "--format", "json", bomb_arg, "-", pod_arg]);
+    assert_eq!(code, Some(2), "{stdout}");
     assert!(peak < RSS_CAP_KB && took < TIME_CAP, "{peak} KiB, {took:?}");
     eprintln!("scan of a billion laughs: peak RSS {peak} KiB, {took:?}");
 
@@ -152,8 +95,12 @@ fn yaml_billion_laughs_is_bounded() {
     assert_eq!(images, ["nginx:1.27"]);
 
     // `check` reads the same files the same way: unreadable input, not a hang.
-    let (code, _, peak, took) = run_capped(&["check", bomb_arg, "-", pod_arg], dir.path());
-    assert_eq!(code, 2);
-    assert!(peak > 1024, "no reading of airlock's memory: {peak} KiB");
-    assert!(peak < RSS_CAP_KB && took < TIME_CAP, "{peak} KiB, {took:?}");
+    let m = run_capped(&["check", bomb_arg, "-", pod_arg]);
+    assert_eq!(m.code, Some(2));
+    assert!(
+        m.peak_kib < RSS_CAP_KB && m.took < TIME_CAP,
+        "{} KiB, {:?}",
+        m.peak_kib,
+        m.took
+    );
 }

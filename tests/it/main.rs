@@ -9,6 +9,7 @@ mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
 mod transfer_cli;
+mod watch;
 
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
@@ -84,7 +85,7 @@ pub fn euid() -> u32 {
 
 /// The binary under test, started through `wrapper` (a program that execs its arguments, such
 /// as `prlimit` or `setpriv`), with the same clean environment.
-pub fn airlock_via(wrapper: &[&str]) -> Isolated<assert_cmd::Command> {
+pub fn airlock_process_via(wrapper: &[&str]) -> Isolated<std::process::Command> {
     let Isolated { cmd, _home } = airlock_process();
     let mut outer = std::process::Command::new(wrapper[0]);
     outer.args(&wrapper[1..]).arg(cmd.get_program());
@@ -94,8 +95,14 @@ pub fn airlock_via(wrapper: &[&str]) -> Isolated<assert_cmd::Command> {
             None => outer.env_remove(k),
         };
     }
+    Isolated { cmd: outer, _home }
+}
+
+/// [`airlock_process_via`] as an `assert_cmd` command.
+pub fn airlock_via(wrapper: &[&str]) -> Isolated<assert_cmd::Command> {
+    let Isolated { cmd, _home } = airlock_process_via(wrapper);
     Isolated {
-        cmd: assert_cmd::Command::from_std(outer),
+        cmd: assert_cmd::Command::from_std(cmd),
         _home,
     }
 }
