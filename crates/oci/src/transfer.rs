@@ -199,16 +199,42 @@ pub struct ImageResult {
 /// (target endpoint key, blob digest): one lock each, so a shared blob is sent once.
 type BlobKey = (String, Digest);
 
-/// The manifests of one image copied or being copied, by digest. An index may list a child
-/// many times at every level (14 levels of two identical entries: 32,000 reads of 15
-/// manifests); each is read and written once, and a second parent waits for the first copy.
-#[derive(Default)]
-struct Visited(std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<()>>>>);
+/// The manifests of one image copied or being copied, by digest, and those whose referrers
+/// are still to be listed. An index may list a child many times at every level (14 levels of
+/// two identical entries: 32,000 reads of 15 manifests); each is read and written once, and a
+/// second parent waits for the first copy. Waiting is safe because children are named by the
+/// digest of their parent's bytes, so they cannot form a cycle; referrers can (a registry may
+/// list the image as its own referrer), which is why they are queued, never awaited inside a
+/// copy.
+struct Visited {
+    copied: std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<()>>>>,
+    /// Manifests whose referrers are to be copied, with the depth those referrers sit at.
+    referrers_of: std::sync::Mutex<Vec<(Digest, usize)>>,
+}
 
 impl Visited {
+    /// The visits of one image, whose top-level manifest is `root`.
+    fn new(root: &Digest) -> Visited {
+        let done = tokio::sync::OnceCell::new_with(Some(()));
+        Visited {
+            copied: std::sync::Mutex::new(HashMap::from([(root.clone(), Arc::new(done))])),
+            referrers_of: std::sync::Mutex::default(),
+        }
+    }
+
     fn cell(&self, digest: &Digest) -> Arc<tokio::sync::OnceCell<()>> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.copied.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(digest.clone()).or_default().clone()
+    }
+
+    fn queue_referrers(&self, subject: &Digest, depth: usize) {
+        let mut q = self.referrers_of.lock().unwrap_or_else(|p| p.into_inner());
+        q.push((subject.clone(), depth));
+    }
+
+    fn next_subject(&self) -> Option<(Digest, usize)> {
+        let mut q = self.referrers_of.lock().unwrap_or_else(|p| p.into_inner());
+        q.pop()
     }
 }
 
@@ -324,7 +350,7 @@ impl Transfer {
             Endpoint::Layout { name, .. } => name.clone(),
         };
         let mut manifests = Vec::new();
-        let visited = Visited::default();
+        let visited = Visited::new(&digest);
         // Rerun fast path: the target name already points at exactly this image (a registry
         // holds a manifest only with all it references).
         if let Endpoint::Registry { client, repo, .. } = dst
@@ -353,7 +379,7 @@ impl Transfer {
                 });
             }
         }
-        match parsed {
+        let copied = match parsed {
             Parsed::Image { .. } => {
                 self.copy_node(src, dst, &digest, parsed, 0, &visited)
                     .await?;
@@ -407,7 +433,7 @@ impl Transfer {
                 )
                 .await?;
                 if all {
-                    self.copy_referrers(src, dst, &digest, 1, &visited).await?;
+                    visited.queue_referrers(&digest, 1);
                 }
                 manifests.extend(
                     selected
@@ -453,7 +479,9 @@ impl Transfer {
                     manifests,
                 })
             }
-        }
+        }?;
+        self.copy_queued_referrers(src, dst, &visited).await?;
+        Ok(copied)
     }
 
     /// Copies a child manifest (and everything under it) by digest, once per image however
@@ -525,26 +553,34 @@ impl Transfer {
                 .await?;
             }
         }
-        self.copy_referrers(src, dst, digest, depth + 1, visited)
-            .await
+        visited.queue_referrers(digest, depth + 1);
+        Ok(())
     }
 
-    /// Copies the OCI referrers (signatures, SBOMs) of `digest`, registry to registry, when the
-    /// source has the referrers API.
-    async fn copy_referrers(
+    /// Copies the OCI referrers (signatures, SBOMs) of every manifest the image copy queued,
+    /// registry to registry, when the source has the referrers API: after the image is in place
+    /// (so each subject exists first), one at a time, and the referrers' own referrers join the
+    /// queue. Never nested inside a copy: a registry may list an image as its own referrer, or
+    /// two artifacts as each other's, and a copy waiting on a manifest that waits on it would
+    /// never end.
+    async fn copy_queued_referrers(
         &self,
         src: &Endpoint,
         dst: &Endpoint,
-        digest: &Digest,
-        depth: usize,
         visited: &Visited,
     ) -> Result<(), Error> {
-        if self.opts.referrers
-            && let (Endpoint::Registry { client, repo, .. }, Endpoint::Registry { .. }) = (src, dst)
-            && let Some(refs) = client.list_referrers(repo, digest).await?
-        {
-            for r in refs {
-                self.copy_child(src, dst, &r, depth, visited).await?;
+        let (Endpoint::Registry { client, repo, .. }, Endpoint::Registry { .. }) = (src, dst)
+        else {
+            return Ok(());
+        };
+        if !self.opts.referrers {
+            return Ok(());
+        }
+        while let Some((subject, depth)) = visited.next_subject() {
+            if let Some(refs) = client.list_referrers(repo, &subject).await? {
+                for r in refs {
+                    self.copy_child(src, dst, &r, depth, visited).await?;
+                }
             }
         }
         Ok(())

@@ -321,6 +321,92 @@ async fn index_listing_its_child_twice_per_level_fetches_each_manifest_once() {
     assert_eq!(gets, MAX_INDEX_DEPTH + 1);
 }
 
+/// A source whose referrers API lists an image's signature index, which lists the image itself
+/// as a child, and which names both as its own referrers: a cycle no content digest allows,
+/// which only a registry's listing can make. Each manifest is still copied once, and the copy
+/// ends (it deadlocked, waiting on itself, until the referrers were queued instead of nested).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_that_list_each_other_are_copied_once_not_waited_on_forever() {
+    let _serial = SERIAL.lock().await;
+    let config = Digest::of(CONFIG);
+    let image = manifest_json(&config, CONFIG.len() as u64, &[]);
+    let image_digest = Digest::of(image.as_bytes());
+    let sig = index_json(&[(OCI_MANIFEST, &image_digest, image.len() as u64)]);
+    let sig_digest = Digest::of(sig.as_bytes());
+    let referrers = index_json(&[
+        (OCI_INDEX, &sig_digest, sig.len() as u64),
+        (OCI_MANIFEST, &image_digest, image.len() as u64),
+    ]);
+    let docs: std::collections::HashMap<String, (&str, String)> = [
+        ("1".to_string(), (OCI_MANIFEST, image.clone())),
+        (image_digest.to_string(), (OCI_MANIFEST, image.clone())),
+        (sig_digest.to_string(), (OCI_INDEX, sig.clone())),
+    ]
+    .into();
+    let source = Server::start(move |r: &Req| {
+        if let Some(reference) = r.path.strip_prefix("/v2/loop/manifests/")
+            && let Some((mt, body)) = docs.get(reference)
+        {
+            return Reply::new(200)
+                .header("content-type", mt)
+                .header(
+                    "docker-content-digest",
+                    Digest::of(body.as_bytes()).as_str(),
+                )
+                .body(body.clone());
+        }
+        if r.path.starts_with("/v2/loop/referrers/") {
+            return Reply::new(200)
+                .header("content-type", OCI_INDEX)
+                .body(referrers.clone());
+        }
+        if r.path == format!("/v2/loop/blobs/{}", Digest::of(CONFIG)) {
+            return Reply::new(200).body(CONFIG);
+        }
+        if r.path == "/v2/" {
+            return Reply::new(200);
+        }
+        Reply::new(404)
+    })
+    .await;
+    let target = accepting_registry().await;
+    let budgeted = |host: &str| {
+        Client::new(ClientOptions {
+            insecure_hosts: vec![host.to_string()],
+            docker_config: false,
+            timeouts: oci::client::Timeouts {
+                image: std::time::Duration::from_secs(5),
+                ..Default::default()
+            },
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    };
+    let (sc, tc) = (budgeted(&source.host), budgeted(&target.host));
+    let copied = transfer()
+        .copy(
+            &Endpoint::registry(&sc, Repo::new(source.host.clone(), "loop"), Some("1")),
+            &Endpoint::registry(&tc, Repo::new(target.host.clone(), "app"), Some("1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied.source_digest, image_digest);
+    assert_eq!(
+        source.count("GET", "/v2/loop/manifests/"),
+        2,
+        "the tag, then the signature"
+    );
+    assert_eq!(
+        source.count("GET", "/v2/loop/referrers/"),
+        2,
+        "the image's, the signature's"
+    );
+    assert_eq!(
+        target.count("PUT", &format!("/v2/app/manifests/{sig_digest}")),
+        1
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 6: bodies read with no limit.
 
