@@ -74,10 +74,6 @@ pub struct ScanArgs {
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
-
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
 
@@ -113,10 +109,6 @@ pub struct RewriteArgs {
     #[arg(long, value_name = "LOCKFILE", num_args = 0..=1, default_missing_value = crate::lockfile::DEFAULT_LOCK)]
     pub pin: Option<PathBuf>,
 
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
-
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
 
@@ -133,10 +125,6 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = CheckFormat::Human)]
     pub format: CheckFormat,
-
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
 
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
@@ -167,10 +155,6 @@ pub struct LockArgs {
     /// The lock file to write (entries for other images are kept).
     #[arg(short, long, default_value = crate::lockfile::DEFAULT_LOCK)]
     pub output: PathBuf,
-
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
 
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
