@@ -144,9 +144,9 @@ impl Walk {
             .git_ignore(honour_ignore_files)
             .git_exclude(honour_ignore_files)
             .parents(honour_ignore_files)
-            // A checkout copied without its .git (a release tarball, a CI workspace) keeps
-            // its .gitignore meaning the same thing.
-            .require_git(false)
+            // As ripgrep: .gitignore files count inside a git checkout only, so a stray one
+            // above it (in $HOME, in /tmp) never hides configuration.
+            .require_git(true)
             .sort_by_file_name(|a, b| a.cmp(b))
             .filter_entry(|e| {
                 !(e.depth() > 0

@@ -250,6 +250,9 @@ fn gitignored_files_are_skipped_unless_no_ignore() {
         std::fs::write(path, pod(image)).unwrap();
     }
     std::fs::write(root.join(".gitignore"), "build/\n").unwrap();
+    // Outside a git checkout .gitignore means nothing (as for git and ripgrep).
+    assert_eq!(scanned_files(root, &[]).len(), 4);
+    std::fs::create_dir(root.join(".git")).unwrap();
     std::fs::write(root.join("sub/.gitignore"), "generated.yaml\n").unwrap();
 
     // Hidden files are configuration (.gitlab-ci.yml): only .gitignore decides.
