@@ -21,14 +21,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find every image that configuration will pull, with exact positions.
+    #[command(after_help = "Examples:
+  airlock scan                          # the current directory, as a table
+  airlock scan k8s/ values.yaml -f json # files and directories, machine-readable
+  airlock scan -f list . > images.txt   # one image a line, input for `pack -f`
+  helm template . | airlock scan -      # standard input")]
     ///
     /// Reads Kubernetes manifests, Helm values, JCasC, Jenkinsfiles, k0s and k0sctl configs,
     /// kustomizations, docker-compose files, Dockerfiles and image lists, detected by content.
-    /// Directories are walked recursively (skipping .git, target and node_modules); `-` reads
-    /// standard input.
+    /// Directories are walked recursively, honouring .gitignore (--no-ignore to read every file)
+    /// and skipping .git, target and node_modules; `-` reads standard input.
     Scan(ScanArgs),
 
     /// Point every image reference at the private registry, editing values in place.
+    #[command(after_help = "Examples:
+  airlock rewrite --registry registry.corp .          # show the diff
+  airlock rewrite --registry registry.corp --write .  # edit the files
+  airlock rewrite --check .                           # CI: exit 1 if anything would change
+  airlock rewrite --write --pin .                     # also pin the digests of airlock.lock")]
     ///
     /// Only the bytes of image values change: comments, quotes, anchors, indentation and block
     /// scalars stay as written. Split Helm fields are changed part by part. Each edited file is
@@ -37,12 +47,20 @@ pub enum Command {
     Rewrite(RewriteArgs),
 
     /// Resolve every image to the digest of its manifest or index, per platform, in airlock.lock.
+    #[command(after_help = "Examples:
+  airlock lock .                       # every image the configuration pulls
+  airlock lock -f images.txt           # the images of a list
+  airlock lock -o platform.lock k8s/   # another lock file")]
     ///
     /// Images come from scanning PATHs, or from a list file with -f. The lock file is sorted and
     /// stable, for review; `rewrite --pin` writes its digests into the configuration.
     Lock(LockArgs),
 
     /// Pull images into an OCI layout or archive (.tar, .tar.zst) to carry across the air gap.
+    #[command(after_help = "Examples:
+  airlock pack -o images.tar.zst .                  # every image the configuration pulls
+  airlock pack --lock airlock.lock -o images.tar    # at the locked digests
+  airlock pack -f images.txt --platform linux/amd64 -o layout/")]
     ///
     /// Images come from scanning PATHs, a list (-f) or a lock file (--lock, at the locked
     /// digests). Every platform by default. A failed run keeps what it fetched: run it again.
@@ -50,18 +68,58 @@ pub enum Command {
 
     /// Load a layout or archive made by `pack` into the private registry (--to / --registry),
     /// naming each image with the mapping `rewrite` uses.
+    #[command(after_help = "Examples:
+  airlock push images.tar.zst --to registry.corp
+  airlock push layout/ --to registry.corp/platform --mapping keep-host
+  AIRLOCK_CREDS=registry.corp=ci:secret airlock push images.tar --to registry.corp")]
     Push(PushArgs),
 
     /// Copy images from their registries straight into the private registry (--to / --registry).
+    #[command(after_help = "Examples:
+  airlock mirror --to registry.corp .
+  airlock mirror --to registry.corp --lock airlock.lock
+  airlock mirror --to registry.corp -f images.txt --rule docker.io/jenkins=registry.corp/ci/jenkins")]
     Mirror(MirrorArgs),
 
     /// Enforce the policy: allowed registries, pinned versions, pull secrets, implicit images.
+    #[command(after_help = "Examples:
+  airlock check --registry registry.corp .
+  airlock check --allow-registry registry.corp --deny-latest --require-digest k8s/
+  airlock check -f sarif . > airlock.sarif              # for code-scanning UIs")]
     ///
     /// Rules: registry-not-allowed, latest-tag, missing-digest, implicit-image,
     /// global-registry-ignored, jnlp-container-name, missing-pull-secret. Each violation is
     /// printed with file:line:column and a one-line fix. Templated values are counted, not
     /// checked. Exit 0 when clean, 1 on violations, 2 when input could not be read.
     Check(CheckArgs),
+
+    /// Print a shell completion script, generated from these definitions.
+    #[command(after_help = "Examples:
+  airlock completions bash > /etc/bash_completion.d/airlock
+  airlock completions zsh > \"${fpath[1]}/_airlock\"
+  airlock completions fish > ~/.config/fish/completions/airlock.fish")]
+    Completions(CompletionsArgs),
+
+    /// Write man pages, one per verb (airlock.1, airlock-scan.1, …), generated from these
+    /// definitions; without DIR, print airlock(1).
+    #[command(after_help = "Examples:
+  airlock man /usr/local/share/man/man1
+  airlock man | man -l -")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (it must exist); files of the same names are
+    /// replaced.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,10 +131,6 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
 
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
@@ -113,10 +167,6 @@ pub struct RewriteArgs {
     #[arg(long, value_name = "LOCKFILE", num_args = 0..=1, default_missing_value = crate::lockfile::DEFAULT_LOCK)]
     pub pin: Option<PathBuf>,
 
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
-
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
 
@@ -133,10 +183,6 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = CheckFormat::Human)]
     pub format: CheckFormat,
-
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
 
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
@@ -167,10 +213,6 @@ pub struct LockArgs {
     /// The lock file to write (entries for other images are kept).
     #[arg(short, long, default_value = crate::lockfile::DEFAULT_LOCK)]
     pub output: PathBuf,
-
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
 
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,

@@ -17,6 +17,9 @@ pub struct Config {
     pub registry: Option<String>,
     /// `replace-host` or `keep-host`.
     pub mapping: Option<String>,
+    /// `--mapping`, already parsed: it wins over `mapping`.
+    #[serde(skip)]
+    pub mode_flag: Option<rewrite::Mode>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
     pub pull_secret: Option<String>,
@@ -24,7 +27,7 @@ pub struct Config {
     pub policy: PolicyConfig,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub from: String,
@@ -54,12 +57,12 @@ pub struct ConfigArgs {
     pub registry: Option<String>,
 
     /// How public names map under the target: replace-host or keep-host.
-    #[arg(long, value_name = "MODE")]
-    pub mapping: Option<String>,
+    #[arg(long, value_name = "MODE", value_parser = mode_parser())]
+    pub mapping: Option<rewrite::Mode>,
 
     /// A mapping rule, FROM=TO (prefix of the normalised name); repeatable, first match wins.
-    #[arg(long = "rule", value_name = "FROM=TO")]
-    pub rules: Vec<String>,
+    #[arg(long = "rule", value_name = "FROM=TO", value_parser = parse_rule)]
+    pub rules: Vec<RuleConfig>,
 
     /// Name of the imagePullSecret for the private registry.
     #[arg(long, value_name = "NAME")]
@@ -99,18 +102,8 @@ impl ConfigArgs {
         if let Some(r) = &self.registry {
             config.registry = Some(r.clone());
         }
-        if let Some(m) = &self.mapping {
-            config.mapping = Some(m.clone());
-        }
-        for rule in &self.rules {
-            let Some((from, to)) = rule.split_once('=') else {
-                bail!("--rule {rule:?}: write it as FROM=TO");
-            };
-            config.rules.push(RuleConfig {
-                from: from.to_string(),
-                to: to.to_string(),
-            });
-        }
+        config.mode_flag = self.mapping;
+        config.rules.extend(self.rules.iter().cloned());
         if let Some(s) = &self.pull_secret {
             config.pull_secret = Some(s.clone());
         }
@@ -131,6 +124,24 @@ impl ConfigArgs {
     }
 }
 
+/// `--mapping`: the modes the help lists, parsed into the Mapping's own type.
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = rewrite::Mode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["replace-host", "keep-host"])
+        .try_map(|m| m.parse::<rewrite::Mode>())
+}
+
+/// `--rule FROM=TO`, split when the flags are parsed (a usage error, exit 2).
+fn parse_rule(text: &str) -> Result<RuleConfig, String> {
+    match text.split_once('=') {
+        Some((from, to)) => Ok(RuleConfig {
+            from: from.to_string(),
+            to: to.to_string(),
+        }),
+        None => Err(format!("{text:?}: write it as FROM=TO")),
+    }
+}
+
 fn read(path: &Path) -> anyhow::Result<Config> {
     // Settings are small; the verbs' --max-file-size is about the configuration they scan.
     let text = crate::fsutil::read_text_limited(path, crate::inputs::DEFAULT_MAX_FILE_SIZE)?;
@@ -147,9 +158,10 @@ impl Settings {
         let Some(target) = &self.config.registry else {
             bail!("no target registry: set `registry:` in {DEFAULT_CONFIG} or pass --registry");
         };
-        let mode = match &self.config.mapping {
-            Some(m) => m.parse().with_context(|| format!("in {origin}"))?,
-            None => rewrite::Mode::default(),
+        let mode = match (self.config.mode_flag, &self.config.mapping) {
+            (Some(m), _) => m,
+            (None, Some(m)) => m.parse().with_context(|| format!("in {origin}"))?,
+            (None, None) => rewrite::Mode::default(),
         };
         let rules = self
             .config

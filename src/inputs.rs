@@ -1,30 +1,77 @@
 //! Turning the paths a user gives into the files to read — directories walked recursively in a
-//! stable order (skipping version control, build output and dependencies), `-` for stdin — and
-//! reading and scanning them, the first step every verb shares.
+//! stable order by the `ignore` crate (as ripgrep walks), honouring `.gitignore` and skipping
+//! version control, build output and dependencies; `-` for stdin — and reading and scanning
+//! them, the first step every verb shares.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::Serialize;
 
 use crate::fsutil::ByteSize;
-use crate::report::ErrorOut;
 
-/// Directories that never hold a platform's own configuration.
+/// Directories that never hold a platform's own configuration, skipped even with --no-ignore.
 const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
 
 /// The largest file read as input unless `--max-file-size` says otherwise: far above any real
 /// configuration file, far below what would exhaust memory.
 pub const DEFAULT_MAX_FILE_SIZE: ByteSize = ByteSize(64 << 20);
 
-/// How much of each input a verb reads.
+/// How every verb that scans configuration finds and reads it: one group of flags, flattened
+/// into each verb, parsed once into typed values.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReadArgs {
     /// Largest file (or standard input) read, with K, M or G; a larger one is reported and
     /// skipped (a regular file before it is read, a stream once it passes the limit).
     #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: ByteSize,
+
+    /// Walk directories without honouring `.gitignore` files (and `.git/info/exclude`); .git,
+    /// target and node_modules are still skipped.
+    #[arg(long)]
+    pub no_ignore: bool,
+
+    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
+    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE, value_parser = parse_reference)]
+    pub jnlp_image: imgref::Reference,
+}
+
+impl ReadArgs {
+    /// What discovery needs from the flags.
+    pub fn options(&self) -> discover::Options {
+        discover::Options {
+            default_jnlp_image: self.jnlp_image.to_string(),
+        }
+    }
+}
+
+/// An image reference given on the command line; a bad one is a usage error (exit 2) naming
+/// the character at fault, before anything is read or fetched.
+pub fn parse_reference(text: &str) -> Result<imgref::Reference, imgref::ParseError> {
+    imgref::Reference::parse(text)
+}
+
+/// Something that could not be read, placed by file, line and column (0 when it is the whole
+/// file). Part of `scan`'s and `check`'s JSON output.
+#[derive(Debug, Serialize)]
+pub struct ErrorOut {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ErrorOut {
+    fn whole_file(path: &Path, message: String) -> ErrorOut {
+        ErrorOut {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
 }
 
 /// A file to scan: its name as the user will see it, and where to read it from.
@@ -51,7 +98,7 @@ impl Input {
 
 /// Expand the given paths. A path that does not exist is an error naming it (a usage error);
 /// what cannot be read inside a directory is reported by its own path and the walk goes on.
-pub fn collect(paths: &[PathBuf]) -> anyhow::Result<(Vec<Input>, Vec<ErrorOut>)> {
+pub fn collect(paths: &[PathBuf], args: &ReadArgs) -> anyhow::Result<(Vec<Input>, Vec<ErrorOut>)> {
     let mut walk = Walk::default();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -60,7 +107,7 @@ pub fn collect(paths: &[PathBuf]) -> anyhow::Result<(Vec<Input>, Vec<ErrorOut>)>
         }
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         if meta.is_dir() {
-            walk.dir(p, &meta);
+            walk.dir(p, !args.no_ignore);
         } else {
             // Named explicitly: read whatever it is (a pipe, a device), within the size limit.
             walk.file(p.clone(), &meta);
@@ -69,15 +116,15 @@ pub fn collect(paths: &[PathBuf]) -> anyhow::Result<(Vec<Input>, Vec<ErrorOut>)>
     Ok((walk.inputs, walk.errors))
 }
 
-/// A recursive walk in a stable order. Symbolic links are followed — a linked file is part of
-/// the configuration as much as a copied one — and every file and directory is visited once
-/// (by device and inode), which ends link loops and scans a hard-linked or linked file once.
+/// A recursive walk in a stable order (by file name). Symbolic links are followed — a linked
+/// file is part of the configuration as much as a copied one — with the walker's loop
+/// detection ending link cycles, and every file is read once (by device and inode), so a
+/// hard-linked or linked file is scanned once.
 #[derive(Default)]
 struct Walk {
     inputs: Vec<Input>,
     errors: Vec<ErrorOut>,
     files: HashSet<(u64, u64)>,
-    dirs: HashSet<(u64, u64)>,
 }
 
 impl Walk {
@@ -87,55 +134,83 @@ impl Walk {
         }
     }
 
-    fn error(&mut self, path: &Path, message: String) {
-        self.errors.push(ErrorOut {
-            file: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message,
-        });
-    }
-
-    fn dir(&mut self, dir: &Path, meta: &std::fs::Metadata) {
-        if !self.dirs.insert((meta.dev(), meta.ino())) {
-            return;
-        }
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) => return self.error(dir, format!("cannot read directory: {e}")),
-        };
-        let mut listed = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(e) => listed.push(e),
-                Err(e) => self.error(dir, format!("cannot list directory: {e}")),
-            }
-        }
-        listed.sort_by_key(|e| e.file_name());
-        for e in listed {
-            let path = e.path();
-            // Follows a link; an entry removed since it was listed is an error like any other.
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
-                Err(e) if path.is_symlink() => {
-                    self.error(&path, format!("broken symbolic link: {e}"));
-                    continue;
-                }
+    fn dir(&mut self, dir: &Path, honour_ignore_files: bool) {
+        let walker = ignore::WalkBuilder::new(dir)
+            .follow_links(true)
+            // Hidden files are configuration too (.gitlab-ci.yml, .github/workflows).
+            .hidden(false)
+            .ignore(false)
+            .git_global(false)
+            .git_ignore(honour_ignore_files)
+            .git_exclude(honour_ignore_files)
+            .parents(honour_ignore_files)
+            // As ripgrep: .gitignore files count inside a git checkout only, so a stray one
+            // above it (in $HOME, in /tmp) never hides configuration.
+            .require_git(true)
+            .sort_by_file_name(|a, b| a.cmp(b))
+            .filter_entry(|e| {
+                !(e.depth() > 0
+                    && e.file_type().is_some_and(|t| t.is_dir())
+                    && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
+            })
+            .build();
+        for entry in walker {
+            let entry = match entry {
+                Ok(entry) => entry,
                 Err(e) => {
-                    self.error(&path, format!("cannot read: {e}"));
+                    self.walk_error(&e);
                     continue;
                 }
             };
-            if meta.is_dir() {
-                if !SKIPPED_DIRS.iter().any(|s| e.file_name() == *s) {
-                    self.dir(&path, &meta);
-                }
-            } else if meta.is_file() {
-                self.file(path, &meta);
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                // Directories are entered by the walker. Pipes, sockets and devices met in a
+                // walk are not configuration: reading a pipe could block forever. Name one
+                // explicitly to read it.
+                continue;
             }
-            // Pipes, sockets and devices met in a walk are not configuration: reading a pipe
-            // could block forever. Name one explicitly to read it.
+            let path = entry.into_path();
+            // Follows a link; an entry removed since it was listed is an error like any other.
+            match std::fs::metadata(&path) {
+                Ok(meta) => self.file(path, &meta),
+                Err(e) => self
+                    .errors
+                    .push(ErrorOut::whole_file(&path, format!("cannot read: {e}"))),
+            }
         }
+    }
+
+    /// An entry the walker could not visit, reported by its own path. A link back to a
+    /// directory being walked is not an error: that directory is being read already.
+    fn walk_error(&mut self, err: &ignore::Error) {
+        let mut path = None;
+        let mut inner = err;
+        loop {
+            match inner {
+                ignore::Error::WithPath { path: p, err } => {
+                    path.get_or_insert(p.clone());
+                    inner = err;
+                }
+                ignore::Error::WithDepth { err, .. } => inner = err,
+                ignore::Error::Loop { .. } => return,
+                _ => break,
+            }
+        }
+        let (Some(path), Some(io)) = (path, inner.io_error()) else {
+            // A malformed ignore file: the walk goes on, as git and ripgrep do.
+            eprintln!(
+                "airlock: warning: {}",
+                crate::output::escape(&err.to_string())
+            );
+            return;
+        };
+        let message = if path.is_symlink() && std::fs::metadata(&path).is_err() {
+            format!("broken symbolic link: {io}")
+        } else if path.is_dir() {
+            format!("cannot read directory: {io}")
+        } else {
+            format!("cannot read: {io}")
+        };
+        self.errors.push(ErrorOut::whole_file(&path, message));
     }
 }
 
@@ -152,14 +227,14 @@ pub struct Scanned {
 /// line and column), and the rest is still scanned, so one broken file hides nothing else.
 pub fn scan_all(
     paths: &[PathBuf],
-    opts: &discover::Options,
-    limit: ByteSize,
+    args: &ReadArgs,
 ) -> anyhow::Result<(Vec<Scanned>, Vec<ErrorOut>)> {
+    let opts = args.options();
     let mut files = Vec::new();
-    let (inputs, mut errors) = collect(paths)?;
+    let (inputs, mut errors) = collect(paths, args)?;
     for input in inputs {
         let name = input.display();
-        let bytes = match input.read(limit) {
+        let bytes = match input.read(args.max_file_size) {
             Ok(b) => b,
             Err(e) => {
                 errors.push(ErrorOut {
@@ -171,7 +246,7 @@ pub fn scan_all(
                 continue;
             }
         };
-        let report = discover::scan_file(&name, &bytes, opts);
+        let report = discover::scan_file(&name, &bytes, &opts);
         // Non-UTF-8 input is already an error in the report; the lossy text only places it.
         let text = String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -197,26 +272,39 @@ pub fn scan_all(
     Ok((files, errors))
 }
 
-/// The images to move: every pullable reference found in `paths` (normalised), plus one a line
-/// from `list` (`#` comments allowed). An unreadable input or a bad list line is an error naming
-/// it — moving images on a partial list would silently miss some.
+/// The images to move: every pullable reference found in `paths` (normalised), plus every
+/// entry of the image list `list`, read by discovery's one image-list reader (the one `scan`
+/// uses on a file it recognises as a list), so `lock -f`, `pack -f` and `scan` agree on every
+/// line. An unreadable input or a bad list entry is an error naming it — moving images on a
+/// partial list would silently miss some.
 pub fn references(
     paths: &[PathBuf],
     list: Option<&Path>,
-    jnlp_image: &str,
-    limit: ByteSize,
+    args: &ReadArgs,
 ) -> anyhow::Result<std::collections::BTreeSet<imgref::Reference>> {
     let mut refs = std::collections::BTreeSet::new();
     if let Some(list) = list {
-        let text = crate::fsutil::read_text_limited(list, limit)?;
-        for (n, line) in text.lines().enumerate() {
-            let entry = line.split('#').next().unwrap_or("").trim();
-            if entry.is_empty() {
-                continue;
+        let text = crate::fsutil::read_text_limited(list, args.max_file_size)?;
+        let report = discover::imagelist::read(&text);
+        let index = discover::LineIndex::new(&text);
+        let at = |offset| {
+            let (line, column) = index.position(offset);
+            format!("{}:{line}:{column}", list.display())
+        };
+        if let Some(e) = report.errors.first() {
+            anyhow::bail!("{}: {}", at(e.offset), e.message);
+        }
+        for f in &report.findings {
+            match &f.reference {
+                Some(r) if f.kind.is_pullable() => {
+                    refs.insert(r.normalized());
+                }
+                _ => anyhow::bail!(
+                    "{}: {} is not an image that can be pulled as written",
+                    at(f.span.start),
+                    f.image
+                ),
             }
-            let r = imgref::Reference::parse(entry)
-                .with_context(|| format!("{}:{}", list.display(), n + 1))?;
-            refs.insert(r.normalized());
         }
     }
     if !paths.is_empty() || list.is_none() {
@@ -225,10 +313,7 @@ pub fn references(
         } else {
             paths.to_vec()
         };
-        let opts = discover::Options {
-            default_jnlp_image: jnlp_image.to_string(),
-        };
-        let (files, errors) = scan_all(&paths, &opts, limit)?;
+        let (files, errors) = scan_all(&paths, args)?;
         if let Some(e) = errors.first() {
             anyhow::bail!(
                 "{}:{}:{}: {} (fix it, or list the images with -f)",

@@ -145,10 +145,6 @@ pub struct ImageArgs {
     #[arg(long, value_name = "LOCKFILE")]
     pub lock: Option<PathBuf>,
 
-    /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
-    #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE)]
-    pub jnlp_image: String,
-
     #[command(flatten)]
     pub read: crate::inputs::ReadArgs,
 }
@@ -163,12 +159,7 @@ impl Image {
     /// The source endpoint: at the locked digest when there is one, else at the tag.
     pub fn source(&self, client: &oci::Client) -> oci::Endpoint {
         let r = &self.reference;
-        let at = self
-            .digest
-            .as_deref()
-            .or(r.digest())
-            .or(r.tag())
-            .unwrap_or(imgref::DEFAULT_TAG);
+        let at = self.digest.as_deref().unwrap_or(r.pull_address());
         oci::Endpoint::registry(client, oci::Repo::from_reference(r), Some(at))
     }
 
@@ -192,12 +183,7 @@ impl ImageArgs {
             }
         }
         if self.lock.is_none() || self.list.is_some() || !self.paths.is_empty() {
-            let refs = crate::inputs::references(
-                &self.paths,
-                self.list.as_deref(),
-                &self.jnlp_image,
-                self.read.max_file_size,
-            )?;
+            let refs = crate::inputs::references(&self.paths, self.list.as_deref(), &self.read)?;
             images.extend(refs.into_iter().map(|reference| Image {
                 reference,
                 digest: None,

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use discover::LineIndex;
 
+pub use crate::inputs::ErrorOut;
 use crate::inputs::Scanned;
 
 #[derive(Debug, Default, Serialize)]
@@ -37,14 +38,6 @@ pub struct PartOut {
     pub column: usize,
     pub byte_start: usize,
     pub byte_end: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ErrorOut {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
 }
 
 impl ScanOutput {

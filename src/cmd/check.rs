@@ -48,7 +48,6 @@ struct CheckOutput {
 }
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
-    imgref::Reference::parse(&args.jnlp_image).map_err(|e| anyhow::anyhow!("--jnlp-image: {e}"))?;
     let policy = policy_from(&args.config.load()?)?;
     if args.format == CheckFormat::Human && !policy.checks_registries() {
         eprintln!(
@@ -56,10 +55,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
              and pull secrets are not checked"
         );
     }
-    let opts = discover::Options {
-        default_jnlp_image: args.jnlp_image.clone(),
-    };
-    let (files, errors) = inputs::scan_all(&args.paths, &opts, args.read.max_file_size)?;
+    let (files, errors) = inputs::scan_all(&args.paths, &args.read)?;
     let pairs: Vec<(String, &discover::FileReport)> =
         files.iter().map(|f| (f.name.clone(), &f.report)).collect();
     let output = CheckOutput {

@@ -9,12 +9,7 @@ use crate::inputs;
 use crate::lockfile::{Locked, LockedPlatform, Lockfile};
 
 pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
-    let refs = inputs::references(
-        &args.paths,
-        args.list.as_deref(),
-        &args.jnlp_image,
-        args.read.max_file_size,
-    )?;
+    let refs = inputs::references(&args.paths, args.list.as_deref(), &args.read)?;
     let client = args.registry.client(None)?;
     let resolved = crate::registry::runtime()?.block_on(resolve_all(&client, &refs));
 
@@ -74,8 +69,7 @@ async fn resolve_all(
 
 /// One reference: its manifest or index digest, and for an index every platform's manifest.
 async fn resolve(client: &oci::Client, r: &imgref::Reference) -> anyhow::Result<Locked> {
-    let at = r.digest().or(r.tag()).unwrap_or(imgref::DEFAULT_TAG);
-    let resolved = oci::resolve(client, &oci::Repo::from_reference(r), at).await?;
+    let resolved = oci::resolve(client, &oci::Repo::from_reference(r), r.pull_address()).await?;
     let platforms = resolved
         .platforms
         .iter()

@@ -13,14 +13,10 @@ pub fn run(args: &MirrorArgs) -> anyhow::Result<Exit> {
     let mut jobs = Vec::new();
     for i in &images {
         let target = mapping.map(&i.reference)?;
-        let tag = target
-            .tag()
-            .or(i.digest.as_deref())
-            .or(target.digest())
-            .unwrap_or(imgref::DEFAULT_TAG);
+        let to = target.push_address();
         jobs.push((
             i.source(&client),
-            oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(tag)),
+            oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(to)),
         ));
     }
     crate::registry::runtime()?.block_on(async {

@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 mod check;
+mod docs;
 mod lock;
 mod mirror;
 mod pack;
@@ -21,5 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Push(args) => push::run(&args),
         Command::Mirror(args) => mirror::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }

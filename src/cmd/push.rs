@@ -44,12 +44,9 @@ pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
                 continue;
             };
             let target = mapping.map(&reference)?;
-            let tag = target
-                .digest()
-                .or(target.tag())
-                .unwrap_or(imgref::DEFAULT_TAG);
+            let to = target.push_address();
             let dst =
-                oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(tag));
+                oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(to));
             jobs.push((oci::Endpoint::layout(&layout, Some(name)), dst));
         }
         anyhow::ensure!(

@@ -17,9 +17,7 @@ use crate::output::{escape, escape_lines};
 
 pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     let mapping = args.config.load()?.mapping()?;
-    let opts = discover::Options {
-        default_jnlp_image: args.jnlp_image.clone(),
-    };
+    let opts = args.read.options();
     let plan_opts = rewrite::PlanOptions {
         fix_implicit: args.fix_implicit,
         pins: match &args.pin {
@@ -27,7 +25,7 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
             None => Default::default(),
         },
     };
-    let (files, errors) = inputs::scan_all(&args.paths, &opts, args.read.max_file_size)?;
+    let (files, errors) = inputs::scan_all(&args.paths, &args.read)?;
     for e in &errors {
         eprintln!(
             "airlock: {}:{}:{}: {} (file left unchanged)",

@@ -1,7 +1,9 @@
 //! `airlock scan`: report every image the given configuration will pull.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
 
 use crate::cli::{Color, Format, ScanArgs};
 use crate::exit::Exit;
@@ -10,30 +12,24 @@ use crate::output::escape;
 use crate::report::{FindingOut, ScanOutput};
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
-    imgref::Reference::parse(&args.jnlp_image).map_err(|e| anyhow::anyhow!("--jnlp-image: {e}"))?;
-    let opts = discover::Options {
-        default_jnlp_image: args.jnlp_image.clone(),
-    };
-    let (files, errors) = inputs::scan_all(&args.paths, &opts, args.read.max_file_size)?;
+    let (files, errors) = inputs::scan_all(&args.paths, &args.read)?;
     let output = ScanOutput::new(&files, errors);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // anstream decides on colour (NO_COLOR, CLICOLOR_FORCE, a terminal or not) and strips the
+    // styles when there is none; JSON and lists carry no style to strip.
+    let choice = match args.color {
+        Color::Always => anstream::ColorChoice::Always,
+        Color::Never => anstream::ColorChoice::Never,
+        Color::Auto => anstream::ColorChoice::Auto,
+    };
+    let stdout = anstream::AutoStream::new(std::io::stdout().lock(), choice);
+    let mut out = std::io::BufWriter::new(stdout);
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &output)?;
             writeln!(out)?;
         }
         Format::List => write_list(&mut out, &output)?,
-        Format::Table => {
-            let color = match args.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
-            };
-            write_table(&mut out, &output, color)?;
-        }
+        Format::Table => write_table(&mut out, &output)?,
     }
     out.flush()?;
     if args.format != Format::Json {
@@ -67,14 +63,15 @@ fn write_list(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()> 
     Ok(())
 }
 
-fn write_table(out: &mut impl Write, output: &ScanOutput, color: bool) -> std::io::Result<()> {
-    let paint = |code: &str, s: &str| {
-        if color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    };
+const PULL: Style = Style::new().bold();
+const ATTENTION: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
+const LOCATION: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Cyan)));
+const DETAIL: Style = Style::new().dimmed();
+
+/// Styles are always written: the [`anstream::AutoStream`] underneath drops them when colour is
+/// off.
+fn write_table(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()> {
+    let paint = |style: Style, s: &str| format!("{}{s}{}", style.render(), style.render_reset());
     let mut groups: BTreeMap<(bool, &str), Vec<&FindingOut>> = BTreeMap::new();
     for f in &output.findings {
         let key = f.normalized.as_deref().unwrap_or(&f.image);
@@ -90,24 +87,24 @@ fn write_table(out: &mut impl Write, output: &ScanOutput, color: bool) -> std::i
         kinds.dedup();
         let image = escape(image);
         let title = if *attention {
-            paint("33", &image)
+            paint(ATTENTION, &image)
         } else {
-            paint("1", &image)
+            paint(PULL, &image)
         };
         let count = findings.len();
         let noun = if count == 1 { "place" } else { "places" };
         writeln!(
             out,
             "{title}  {}",
-            paint("2", &format!("{count} {noun}, {}", kinds.join(", ")))
+            paint(DETAIL, &format!("{count} {noun}, {}", kinds.join(", ")))
         )?;
         for f in findings {
             let loc = format!("{}:{}:{}", escape(&f.file), f.line, f.column);
             writeln!(
                 out,
                 "    {}  {}",
-                paint("36", &loc),
-                paint("2", &escape(&f.context))
+                paint(LOCATION, &loc),
+                paint(DETAIL, &escape(&f.context))
             )?;
         }
     }

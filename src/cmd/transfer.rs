@@ -12,8 +12,8 @@ use crate::exit::Exit;
 pub struct TransferArgs {
     /// Copy only this platform of multi-platform images (os/arch[/variant]); repeatable.
     /// Without it every platform is copied and the index digest is preserved.
-    #[arg(long = "platform", value_name = "OS/ARCH")]
-    pub platforms: Vec<String>,
+    #[arg(long = "platform", value_name = "OS/ARCH", value_parser = parse_platform)]
+    pub platforms: Vec<oci::Platform>,
 
     /// Do not copy referrers (signatures, SBOMs).
     #[arg(long)]
@@ -22,6 +22,11 @@ pub struct TransferArgs {
     /// How the run reports.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+}
+
+/// `os/arch[/variant]`, checked when the flags are parsed (a usage error, exit 2).
+fn parse_platform(text: &str) -> Result<oci::Platform, String> {
+    oci::Platform::parse(text).ok_or_else(|| format!("{text:?}: write it as os/arch[/variant]"))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -37,17 +42,8 @@ pub enum Progress {
 
 impl TransferArgs {
     pub fn transfer(&self, concurrency: usize) -> anyhow::Result<oci::Transfer> {
-        let platforms = self
-            .platforms
-            .iter()
-            .map(|p| {
-                oci::Platform::parse(p).ok_or_else(|| {
-                    anyhow::anyhow!("--platform {p:?}: write it as os/arch[/variant]")
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
         Ok(oci::Transfer::new(oci::TransferOptions {
-            platforms,
+            platforms: self.platforms.clone(),
             concurrency: concurrency.max(1),
             referrers: !self.no_referrers,
             ..oci::TransferOptions::default()

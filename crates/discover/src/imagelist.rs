@@ -17,10 +17,14 @@ pub(crate) fn looks_like(text: &str) -> bool {
         if is_templated(entry) {
             continue;
         }
-        if imgref::Reference::parse(entry).is_err() {
+        // `nginx:1.25#note` is a list entry with a comment that does not start a word: still a
+        // list, so the entry is reported (as `lock -f` reports it) instead of the whole file
+        // being silently taken for something else.
+        let reference = entry.split_once('#').map_or(entry, |(r, _)| r);
+        if imgref::Reference::parse(reference).is_err() {
             return false;
         }
-        qualified |= entry.contains(['/', ':']);
+        qualified |= reference.contains(['/', ':']);
     }
     qualified
 }
@@ -40,10 +44,26 @@ pub(crate) fn scan(text: &str, out: &mut FileReport) {
             Some(f) => out.findings.push(f),
             None => out.errors.push(ScanError {
                 offset: span.start,
-                message: format!("not an image reference: {entry}"),
+                message: if entry.contains('#') {
+                    format!(
+                        "not an image reference: {entry} (`#` starts a comment only at the start \
+                         of a line or after a space)"
+                    )
+                } else {
+                    format!("not an image reference: {entry}")
+                },
             }),
         }
     }
+}
+
+/// A file known to be an image list (given with `-f`), read without detection: the same
+/// findings and errors [`crate::scan_file`] gives a file it recognises as a list, so every verb
+/// reads a list the same way.
+pub fn read(text: &str) -> FileReport {
+    let mut report = FileReport::default();
+    scan(text, &mut report);
+    report
 }
 
 /// The non-empty entries of the list with their byte ranges, comments and blanks removed.
@@ -87,6 +107,17 @@ mod tests {
         assert_eq!(strip_comment("a/b:1 # note"), "a/b:1 ");
         assert_eq!(strip_comment("a/b:1\t#note"), "a/b:1\t");
         assert_eq!(strip_comment("a/b#c"), "a/b#c");
+    }
+
+    #[test]
+    fn an_entry_with_an_attached_hash_is_a_list_error_not_another_format() {
+        let text = "registry.corp/app:1.0\nnginx:1.25#sha256:abc\n";
+        assert!(looks_like(text));
+        let report = read(text);
+        assert_eq!(report.findings.len(), 1);
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(report.errors[0].offset, text.find("nginx").unwrap());
+        assert!(report.errors[0].message.contains("`#` starts a comment"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 mod dockerfile;
 mod finding;
 mod groovy;
-mod imagelist;
+pub mod imagelist;
 mod lines;
 mod offsets;
 mod shell;

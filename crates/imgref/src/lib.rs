@@ -103,6 +103,25 @@ impl Reference {
         (tag_end < self.text.len()).then(|| &self.text[tag_end + 1..])
     }
 
+    /// What to ask a registry for when reading this image (pulling, resolving, copying from
+    /// it): the `<reference>` of `/v2/<name>/manifests/<reference>`.
+    ///
+    /// The rule, the one every verb follows: the digest when one is written, else the tag, else
+    /// [`DEFAULT_TAG`]. A digest names the exact content and a runtime given `name:tag@digest`
+    /// pulls by the digest and ignores the tag, so the tag must not win here.
+    pub fn pull_address(&self) -> &str {
+        self.digest().or(self.tag()).unwrap_or(DEFAULT_TAG)
+    }
+
+    /// What to store this image under when writing it to a registry (pushing, copying to it).
+    ///
+    /// The rule: the tag when one is written, else the digest, else [`DEFAULT_TAG`]. The copy
+    /// must stay reachable by the tag people write in configuration; a registry serves every
+    /// manifest it stores by its digest as well, so a written digest still resolves.
+    pub fn push_address(&self) -> &str {
+        self.tag().or(self.digest()).unwrap_or(DEFAULT_TAG)
+    }
+
     /// The registry a runtime pulls from: the written host, with Docker Hub's legacy
     /// `index.docker.io` and the implicit default both as `docker.io`.
     pub fn registry(&self) -> &str {

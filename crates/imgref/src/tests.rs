@@ -534,3 +534,20 @@ fn from_str_and_display_round_trip() {
     assert_eq!(format!("{r}"), "quay.io/prometheus/node-exporter:v1.8.2");
     assert!("Nope".parse::<Reference>().is_err());
 }
+
+#[test]
+fn pull_and_push_addresses_follow_one_written_rule() {
+    let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let both = parse(&format!("r.io/a/b:1.2@{d}"));
+    assert_eq!(both.pull_address(), d);
+    assert_eq!(both.push_address(), "1.2");
+    let digest_only = parse(&format!("r.io/a/b@{d}"));
+    assert_eq!(digest_only.pull_address(), d);
+    assert_eq!(digest_only.push_address(), d);
+    let tag_only = parse("r.io/a/b:1.2");
+    assert_eq!(tag_only.pull_address(), "1.2");
+    assert_eq!(tag_only.push_address(), "1.2");
+    let bare = parse("nginx");
+    assert_eq!(bare.pull_address(), DEFAULT_TAG);
+    assert_eq!(bare.push_address(), DEFAULT_TAG);
+}
