@@ -86,7 +86,7 @@ fn registry(
         && let Some(repository) = k0s_repository(&f.context)
     {
         // k0s pulls the image with its repository applied, not as written.
-        let effective = k0s_effective(r, repository)?;
+        let effective = mapping::k0s_pulls(r, repository).ok()?;
         if policy.is_allowed(&effective)? {
             return None;
         }
@@ -204,21 +204,6 @@ fn k0s_repository(context: &str) -> Option<&str> {
     rest.strip_suffix(')')
         .map(str::trim)
         .filter(|r| !r.is_empty())
-}
-
-/// The image k0s pulls when `spec.images.repository` is `repository`: unchanged when it is already
-/// under it, otherwise the written host (if any) replaced by it — k0s works on the text as
-/// written, so `nginx` becomes `R/nginx`, without Docker Hub's `library/`.
-fn k0s_effective(r: &Reference, repository: &str) -> Option<Reference> {
-    let repository = repository.trim_end_matches('/');
-    let already = r
-        .as_str()
-        .strip_prefix(repository)
-        .is_some_and(|rest| rest.starts_with('/'));
-    if already {
-        return Some(r.clone());
-    }
-    r.with_name(&format!("{repository}/{}", r.path())).ok()
 }
 
 #[cfg(test)]
@@ -463,7 +448,7 @@ spec:
     fn k0s_images_are_judged_after_the_repository_rule() {
         let r = |s: &str| Reference::parse(s).unwrap();
         let effective = |s: &str| {
-            k0s_effective(&r(s), "registry.corp.local:5000")
+            mapping::k0s_pulls(&r(s), "registry.corp.local:5000")
                 .unwrap()
                 .to_string()
         };

@@ -4,7 +4,7 @@
 //!
 //! [`check`] takes discovery's [`FileReport`]s and returns [`Violation`]s, each with a stable
 //! [`RuleId`], the byte range to point at and a one-line fix. Questions about private names all
-//! go through [`rewrite::Mapping`] and [`imgref::Reference`]; this crate never re-derives how a
+//! go through [`mapping::Mapping`] and [`imgref::Reference`]; this crate never re-derives how a
 //! name is normalised. No I/O: callers read files and print.
 //!
 //! Templated findings (`{{ .Values.image }}`) cannot be judged until rendered, and built images
@@ -36,7 +36,7 @@ pub struct Policy {
     /// `registry:2`, `airlock serve`, a node-level mirror), so pull secrets are not checked.
     pub pull_secret: Option<String>,
     /// The mapping to the private registry, for "is this private" and for the fixes.
-    pub private: Option<rewrite::Mapping>,
+    pub private: Option<mapping::Mapping>,
 }
 
 /// A setting that cannot be used as written.
@@ -195,7 +195,7 @@ impl Policy {
     fn suggested_registry(&self) -> &str {
         self.private
             .as_ref()
-            .map(rewrite::Mapping::target)
+            .map(mapping::Mapping::target)
             .or(self.allow_registries.first().map(String::as_str))
             .unwrap_or("<private registry>")
     }
@@ -273,7 +273,7 @@ pub(crate) mod test_support {
     pub fn private(target: &str) -> Policy {
         Policy {
             private: Some(
-                rewrite::Mapping::new(target, rewrite::Mode::ReplaceHost, vec![]).unwrap(),
+                mapping::Mapping::new(target, mapping::Mode::ReplaceHost, vec![]).unwrap(),
             ),
             ..Policy::default()
         }
