@@ -237,10 +237,18 @@ pub struct Workload {
     /// `spec.serviceAccountName` (Kubernetes uses `default` when it is absent).
     pub service_account: Option<String>,
     pub pull_secrets: Vec<String>,
-    /// Byte offset of the pod spec, to point at.
+    /// Byte offset of the pod spec, to point at (the [`PodRef`] offset of its findings).
     pub offset: usize,
-    /// The images its containers pull, as written.
-    pub images: Vec<String>,
+    /// Its containers (init containers first, then containers, then ephemeral ones).
+    pub containers: Vec<PodContainer>,
+}
+
+/// A container of a pod and the image it pulls, as written (templating included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodContainer {
+    pub name: Option<String>,
+    pub role: ContainerRole,
+    pub image: String,
 }
 
 /// A ServiceAccount and the pull secrets it gives the pods that use it.

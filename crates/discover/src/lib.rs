@@ -21,8 +21,8 @@ mod yaml;
 
 pub use finding::{
     Container, ContainerRole, DEFAULT_JNLP_IMAGE, FileReport, Finding, Insert, Insertion, Kind,
-    Options, Part, PartRole, PodKind, PodRef, ScanError, ServiceAccount, Site, Source, Workload,
-    is_templated,
+    Options, Part, PartRole, PodContainer, PodKind, PodRef, ScanError, ServiceAccount, Site,
+    Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;

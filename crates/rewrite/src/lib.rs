@@ -9,6 +9,6 @@
 mod edit;
 mod verify;
 
-pub use edit::{Edit, Plan, PlanError, PlanOptions, Skipped, apply, plan, shift};
+pub use edit::{Edit, Expected, Plan, PlanError, PlanOptions, Seen, Skipped, apply, plan, shift};
 pub use mapping::{Mapping, MappingError, Mode, Rule, k0s_pulls};
 pub use verify::{VerifyError, verify};

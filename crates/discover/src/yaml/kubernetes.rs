@@ -5,8 +5,8 @@
 
 use super::{Node, Path, Scalar, Walk};
 use crate::{
-    Container, ContainerRole, Finding, Kind, PodKind, PodRef, ServiceAccount, Site, Source,
-    Workload,
+    Container, ContainerRole, Finding, Kind, PodContainer, PodKind, PodRef, ServiceAccount, Site,
+    Source, Workload,
 };
 
 /// Keys whose value is a list of containers, in Kubernetes, Argo Workflows and Tekton.
@@ -46,12 +46,23 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
     let mut specs = Vec::new();
     pod_specs(doc, &mut specs);
     for spec in specs {
-        let images = ["initContainers", "containers", "ephemeralContainers"]
-            .iter()
-            .filter_map(|k| spec.get(k).and_then(Node::as_seq))
-            .flatten()
-            .filter_map(|c| c.str_at("image").map(str::to_string))
-            .collect();
+        let containers = [
+            ("initContainers", ContainerRole::Init),
+            ("containers", ContainerRole::Regular),
+            ("ephemeralContainers", ContainerRole::Ephemeral),
+        ]
+        .iter()
+        .filter_map(|(k, role)| Some((spec.get(k).and_then(Node::as_seq)?, *role)))
+        .flat_map(|(items, role)| {
+            items.iter().filter_map(move |c| {
+                Some(PodContainer {
+                    name: c.str_at("name").map(str::to_string),
+                    role,
+                    image: c.str_at("image")?.to_string(),
+                })
+            })
+        })
+        .collect();
         let offset = pod_offset(w, spec);
         w.out.workloads.push(Workload {
             owner: owner.clone(),
@@ -62,7 +73,7 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
                 .map(str::to_string),
             pull_secrets: secret_names(spec),
             offset,
-            images,
+            containers,
         });
     }
 }
