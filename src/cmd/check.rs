@@ -131,21 +131,25 @@ fn place(files: &[Scanned], violations: Vec<policy::Violation>) -> Vec<Violation
     violations
         .into_iter()
         .map(|v| {
-            let index = &indexes[v.file.as_str()];
-            let (line, column) = index.position(v.span.start);
-            let (end_line, end_column) = index.position(v.span.end);
+            // `policy::check` places every violation in the file it was found in.
+            let policy::Location::File { file, span } = v.location else {
+                unreachable!("policy::check over files gave an object location")
+            };
+            let index = &indexes[file.as_str()];
+            let (line, column) = index.position(span.start);
+            let (end_line, end_column) = index.position(span.end);
             ViolationOut {
                 line,
                 column,
                 end_line,
                 end_column,
-                byte_start: v.span.start,
-                byte_end: v.span.end,
+                byte_start: span.start,
+                byte_end: span.end,
                 rule: v.rule,
                 image: v.image,
                 message: v.message,
                 fix: v.fix,
-                file: v.file,
+                file,
             }
         })
         .collect()

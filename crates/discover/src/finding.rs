@@ -141,6 +141,68 @@ pub struct Finding {
     /// Where a missing setting that would change this image can be added (a Jenkins cloud's
     /// `jnlpregistry`), for `rewrite --fix-implicit`.
     pub insertion: Option<Insertion>,
+    /// What later verbs need to know about where the image is pulled. Rules read this, never
+    /// `context`, which is for people and may be reworded at any time.
+    pub site: Site,
+}
+
+/// Where an image is pulled, as typed values: the pod it belongs to, its container, and the
+/// file-wide registry settings that change what is pulled without changing what is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Site {
+    /// The pod the image is pulled for: a workload's pod spec or a Jenkins pod template (for
+    /// pod YAML embedded in a template, the template).
+    pub pod: Option<PodRef>,
+    /// The container that pulls it, when the format has containers.
+    pub container: Option<Container>,
+    /// k0s `spec.images.repository`, when set: k0s pulls every `spec.images` entry under it
+    /// (see `mapping::k0s_pulls`).
+    pub k0s_repository: Option<String>,
+    /// A Helm chart-wide registry (`global.imageRegistry` and kin) set to a non-empty value in the
+    /// same values document; whether it reaches this image is in `parts`
+    /// ([`PartRole::GlobalRegistry`]).
+    pub helm_global_registry: Option<String>,
+}
+
+/// One pod, identified within its file: every container of the pod (and the `jnlp` container
+/// the Jenkins plugin injects into it) carries the same `PodRef`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodRef {
+    pub kind: PodKind,
+    /// Byte offset in the file where the pod spec or template is declared.
+    pub offset: usize,
+}
+
+/// What defines a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PodKind {
+    /// A Kubernetes object's pod spec (Pod, Deployment, CronJob, an Argo template, …).
+    Workload,
+    /// A Jenkins Kubernetes plugin pod template (JCasC `templates[]`, a Jenkinsfile
+    /// `podTemplate` or `agent { kubernetes { … } }`), which the plugin completes at run time.
+    JenkinsTemplate,
+}
+
+/// A container, by name and by the list it sits in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// `name:` as written; `None` when the container has none.
+    pub name: Option<String>,
+    pub role: ContainerRole,
+}
+
+/// How a container comes to run in its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerRole {
+    /// `containers` (and Jenkins `containerTemplate`s, Argo/Tekton steps).
+    Regular,
+    /// `initContainers`.
+    Init,
+    /// `ephemeralContainers`.
+    Ephemeral,
+    /// The `jnlp` agent container the Jenkins Kubernetes plugin adds to a pod template that
+    /// defines none.
+    InjectedJnlp,
 }
 
 /// A place where `rewrite --fix-implicit` can add what makes an implicit image explicit: text
@@ -175,10 +237,18 @@ pub struct Workload {
     /// `spec.serviceAccountName` (Kubernetes uses `default` when it is absent).
     pub service_account: Option<String>,
     pub pull_secrets: Vec<String>,
-    /// Byte offset of the pod spec, to point at.
+    /// Byte offset of the pod spec, to point at (the [`PodRef`] offset of its findings).
     pub offset: usize,
-    /// The images its containers pull, as written.
-    pub images: Vec<String>,
+    /// Its containers (init containers first, then containers, then ephemeral ones).
+    pub containers: Vec<PodContainer>,
+}
+
+/// A container of a pod and the image it pulls, as written (templating included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodContainer {
+    pub name: Option<String>,
+    pub role: ContainerRole,
+    pub image: String,
 }
 
 /// A ServiceAccount and the pull secrets it gives the pods that use it.
@@ -284,6 +354,7 @@ impl Finding {
             context,
             parts: Vec::new(),
             insertion: None,
+            site: Site::default(),
         })
     }
 

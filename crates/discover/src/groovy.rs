@@ -10,8 +10,11 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use crate::yaml::AliasBudget;
-use crate::{FileReport, Finding, Insert, Insertion, Kind, OffsetMap, Options, ScanError, Source};
+use crate::nested::Nested;
+use crate::{
+    Container, ContainerRole, FileReport, Finding, Insert, Insertion, Kind, OffsetMap, PodKind,
+    PodRef, ScanError, Site, Source,
+};
 
 /// How deep pipelines held in strings of pipelines (Job DSL `script('''…''')`) are followed.
 const MAX_DEPTH: usize = 4;
@@ -112,23 +115,25 @@ fn has_pipeline(text: &str, depth: usize) -> bool {
 }
 
 /// Scan Groovy; `map` maps offsets in `text` to the file, `context` prefixes every context.
+/// `pod` is the pod template this pipeline's pod YAML belongs to, when an enclosing document
+/// says so (none does today: a pipeline is its own scope).
 pub(crate) fn scan(
     text: &str,
     map: &OffsetMap,
     context: &str,
-    opts: &Options,
-    budget: &AliasBudget,
+    nested: &dyn Nested,
+    pod: Option<PodRef>,
     out: &mut FileReport,
 ) {
-    scan_at_depth(text, map, context, opts, budget, out, 0);
+    scan_at_depth(text, map, context, nested, pod, out, 0);
 }
 
 fn scan_at_depth(
     text: &str,
     map: &OffsetMap,
     context: &str,
-    opts: &Options,
-    budget: &AliasBudget,
+    nested: &dyn Nested,
+    pod: Option<PodRef>,
     out: &mut FileReport,
     depth: usize,
 ) {
@@ -143,8 +148,8 @@ fn scan_at_depth(
         tree: &tree,
         map,
         prefix: context,
-        opts,
-        budget,
+        nested,
+        pod,
         out,
         yaml: HashSet::new(),
     };
@@ -572,9 +577,10 @@ struct Scan<'t, 'o> {
     tree: &'t Tree<'t>,
     map: &'o OffsetMap,
     prefix: &'o str,
-    opts: &'o Options,
-    /// The file's alias budget, for the YAML this pipeline embeds.
-    budget: &'o AliasBudget,
+    /// Scans the YAML this pipeline embeds.
+    nested: &'o dyn Nested,
+    /// The pod template enclosing the whole pipeline text, if any.
+    pod: Option<PodRef>,
     out: &'o mut FileReport,
     /// Strings already handed to the YAML module.
     yaml: HashSet<usize>,
@@ -648,10 +654,56 @@ impl Scan<'_, '_> {
         let span = self.map.map_range(range);
         let exact = exact && self.map.is_exact();
         let ctx = self.context(key, what);
-        if let Some(f) =
+        if let Some(mut f) =
             Finding::from_value(&lit.value, span, exact, kind, Source::Jenkinsfile, ctx)
         {
+            f.site = self.site_of(key);
             self.out.findings.push(f);
+        }
+    }
+
+    /// The pod and container of an image given to the key or call at token `key`.
+    fn site_of(&self, key: usize) -> Site {
+        let t = self.tree;
+        let container = t.parent[key]
+            .filter(|&o| t.group_name(o) == Some("containerTemplate"))
+            .map(|o| Container {
+                name: t.name_arg(o).map(|l| l.value.trim().to_string()),
+                role: ContainerRole::Regular,
+            });
+        Site {
+            pod: self.pod_of(key),
+            container,
+            ..Site::default()
+        }
+    }
+
+    /// The pod template token `i` is an argument of: the `podTemplate(…)` or declarative
+    /// `agent { kubernetes { … } }` around it, else the one enclosing this whole pipeline.
+    fn pod_of(&self, i: usize) -> Option<PodRef> {
+        let t = self.tree;
+        let mut at = t.parent.get(i).copied().flatten();
+        while let Some(o) = at {
+            if let Some(keyword) = o.checked_sub(1) {
+                let template = match t.ident(keyword) {
+                    Some("podTemplate") => t.is(o, b'('),
+                    Some("kubernetes") => t.is(o, b'{') && self.parent_named(keyword, "agent"),
+                    _ => false,
+                };
+                if template {
+                    return Some(self.template(keyword));
+                }
+            }
+            at = t.parent[o];
+        }
+        self.pod
+    }
+
+    /// The pod template declared by the keyword at token `keyword`, identified by its offset.
+    fn template(&self, keyword: usize) -> PodRef {
+        PodRef {
+            kind: PodKind::JenkinsTemplate,
+            offset: self.map.map(self.tree.toks[keyword].range.start),
         }
     }
 
@@ -662,7 +714,8 @@ impl Scan<'_, '_> {
         let inner = OffsetMap::from_segments(lit.segs.clone(), !lit.escaped);
         let map = self.map.compose(&inner);
         let ctx = self.context(key, " yaml") + " › ";
-        crate::yaml::scan_embedded(&lit.value, &map, &ctx, self.opts, self.budget, self.out);
+        let pod = self.pod_of(key);
+        self.nested.yaml(&lit.value, &map, &ctx, pod, self.out);
     }
 
     /// The Kubernetes plugin adds a `jnlp` container (its default agent image) to a pod template
@@ -673,7 +726,7 @@ impl Scan<'_, '_> {
         if t.inherits[scope] || t.jnlp_before[end] > t.jnlp_before[scope + 1] {
             return;
         }
-        let image = self.opts.default_jnlp_image.clone();
+        let image = self.nested.options().default_jnlp_image.clone();
         let what = t.ident(keyword).unwrap_or("podTemplate");
         let mut ctx = self.context(keyword, what);
         ctx.push_str(" › ");
@@ -690,6 +743,14 @@ impl Scan<'_, '_> {
             context: ctx,
             parts: Vec::new(),
             insertion,
+            site: Site {
+                pod: Some(self.template(keyword)),
+                container: Some(Container {
+                    name: Some("jnlp".to_string()),
+                    role: ContainerRole::InjectedJnlp,
+                }),
+                ..Site::default()
+            },
         });
     }
 
@@ -746,8 +807,8 @@ impl Scan<'_, '_> {
                 &lit.value,
                 &map,
                 &ctx,
-                self.opts,
-                self.budget,
+                self.nested,
+                self.pod,
                 self.out,
                 depth + 1,
             );
@@ -776,8 +837,7 @@ fn defines_jnlp(t: &Tree, i: usize) -> bool {
     if t.ident(i) == Some("containerTemplate") && (t.is(i + 1, b'(') || t.is(i + 1, b'{')) {
         return t.name_arg(i + 1).is_some_and(|n| n.value.trim() == "jnlp");
     }
-    t.lit(i)
-        .is_some_and(|l| crate::yaml::pod_yaml_has_jnlp(&l.value))
+    t.lit(i).is_some_and(|l| crate::podyaml::has_jnlp(&l.value))
 }
 
 #[cfg(test)]
@@ -833,10 +893,10 @@ mod tests {
 
     #[test]
     fn jnlp_container_in_yaml() {
-        assert!(crate::yaml::pod_yaml_has_jnlp(
+        assert!(crate::podyaml::has_jnlp(
             "containers:\n  - name: \"jnlp\"\n    image: x"
         ));
-        assert!(!crate::yaml::pod_yaml_has_jnlp(
+        assert!(!crate::podyaml::has_jnlp(
             "containers:\n  - name: jnlp-helper"
         ));
     }

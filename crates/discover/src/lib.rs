@@ -1,5 +1,7 @@
 //! Discovery: turn configuration text into [`Finding`]s — every container image the configuration
-//! will make a cluster pull, with its exact byte range, line and column in the original file.
+//! will make a cluster pull, with its exact byte range, line and column in the original file, and
+//! typed facts about where it sits ([`Site`]). Depends on `imgref` and the YAML parser only:
+//! never on the mapping, policy, the network or the file system (callers read the bytes).
 //!
 //! Formats are detected by content, not by file name: [`scan_file`] looks at the bytes and hands
 //! them to the module for that format. Strings that hold whole documents (JCasC in a ConfigMap,
@@ -11,13 +13,16 @@ mod finding;
 mod groovy;
 pub mod imagelist;
 mod lines;
+mod nested;
 mod offsets;
+mod podyaml;
 mod shell;
 mod yaml;
 
 pub use finding::{
-    DEFAULT_JNLP_IMAGE, FileReport, Finding, Insert, Insertion, Kind, Options, Part, PartRole,
-    ScanError, ServiceAccount, Source, Workload, is_templated,
+    Container, ContainerRole, DEFAULT_JNLP_IMAGE, FileReport, Finding, Insert, Insertion, Kind,
+    Options, Part, PartRole, PodContainer, PodKind, PodRef, ScanError, ServiceAccount, Site,
+    Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;
@@ -41,14 +46,17 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
         Err(_) => return report,
     };
     let map = OffsetMap::identity();
+    // One alias budget per file, shared by every document embedded in it.
+    let budget = yaml::AliasBudget::new();
+    let formats = Formats {
+        opts,
+        budget: &budget,
+    };
     match detect(name, text) {
         Format::Dockerfile => dockerfile::scan(text, &map, opts, &mut report),
-        Format::Jenkinsfile => {
-            let budget = yaml::AliasBudget::new();
-            groovy::scan(text, &map, "", opts, &budget, &mut report)
-        }
+        Format::Jenkinsfile => groovy::scan(text, &map, "", &formats, None, &mut report),
         Format::ImageList => imagelist::scan(text, &mut report),
-        Format::Yaml => yaml::scan_file(text, opts, &mut report),
+        Format::Yaml => yaml::scan_file(text, &budget, &formats, &mut report),
         Format::Unknown => {}
     }
     report.findings.sort_by(|a, b| {
@@ -58,6 +66,45 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
             .then(a.span.end.cmp(&b.span.end))
     });
     report
+}
+
+/// The readers of formats that hold each other in strings (YAML and Groovy), joined here so
+/// neither module depends on the other.
+struct Formats<'a> {
+    opts: &'a Options,
+    budget: &'a yaml::AliasBudget,
+}
+
+impl nested::Nested for Formats<'_> {
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    fn yaml(
+        &self,
+        text: &str,
+        map: &OffsetMap,
+        context: &str,
+        pod: Option<PodRef>,
+        out: &mut FileReport,
+    ) {
+        yaml::scan_embedded(text, map, context, pod, self.budget, self, out);
+    }
+
+    fn pipeline(
+        &self,
+        text: &str,
+        map: &OffsetMap,
+        context: &str,
+        pod: Option<PodRef>,
+        out: &mut FileReport,
+    ) -> bool {
+        if !groovy::looks_like_pipeline(text) {
+            return false;
+        }
+        groovy::scan(text, map, context, self, pod, out);
+        true
+    }
 }
 
 fn named_like_a_format(name: &str) -> bool {

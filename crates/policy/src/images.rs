@@ -6,10 +6,7 @@
 use discover::{FileReport, Finding, Kind, PartRole, Source};
 use imgref::Reference;
 
-use crate::{Policy, RuleId, Violation, in_registry, unversioned};
-
-/// What k0s appends to a finding's context when `spec.images.repository` is set.
-const K0S_REPOSITORY: &str = " (spec.images.repository: ";
+use crate::{Judgement, Location, Policy, RuleId, Violation, in_registry, unversioned};
 
 pub(crate) fn check_file(
     file: &str,
@@ -17,124 +14,122 @@ pub(crate) fn check_file(
     policy: &Policy,
     out: &mut Vec<Violation>,
 ) {
-    let helm_global = helm_global(report);
     for f in &report.findings {
         // Templated values are counted separately; built images are never pulled.
         let Some(r) = f.reference.as_ref().filter(|_| f.kind.is_pullable()) else {
             continue;
         };
-        let mut push = |rule, message: String, fix: String| {
-            out.push(Violation {
-                rule,
-                file: file.to_string(),
-                span: f.span.clone(),
-                image: Some(f.image.clone()),
-                message,
-                fix,
-            });
+        let mut push = |j: Judgement| {
+            out.push(j.at(
+                Location::File {
+                    file: file.to_string(),
+                    span: f.span.clone(),
+                },
+                Some(f.image.clone()),
+            ));
         };
         if f.kind == Kind::Implicit {
             // Only the registry matters here: the version is the plugin's own pin, and the way to
             // change it (a `jnlp` container) is what `jnlp-container-name` is about.
-            if let Some((message, fix)) = implicit(f, r, policy) {
-                push(RuleId::ImplicitImage, message, fix);
+            if let Some(j) = implicit(f, r, policy) {
+                push(j);
             }
             continue;
         }
-        if let Some((rule, message, fix)) = registry(f, r, helm_global, policy) {
-            push(rule, message, fix);
+        if let Some(j) = registry(f, r, policy) {
+            push(j);
         }
-        if policy.deny_latest {
-            let message = match (r.tag(), r.digest()) {
-                (Some("latest"), _) => Some(format!(
-                    "{} uses the `latest` tag, which moves: the mirror and the cluster drift apart",
-                    f.image
-                )),
-                (None, None) => Some(format!(
-                    "{} has no tag, so it pulls `latest`, which moves",
-                    f.image
-                )),
-                _ => None,
-            };
-            if let Some(message) = message {
-                push(
-                    RuleId::LatestTag,
-                    message,
-                    format!("pin a version: {}:<version>", unversioned(r)),
-                );
-            }
-        }
-        if policy.require_digest && r.digest().is_none() {
-            push(
-                RuleId::MissingDigest,
-                format!("{} is not pinned to a digest, so what it pulls can change under the same name", f.image),
-                "run `airlock lock`, then `airlock rewrite --pin --write` (or append @sha256:… by hand)".to_string(),
-            );
+        version(r, policy).into_iter().for_each(push);
+    }
+}
+
+/// `latest-tag` and `missing-digest`, as the policy asks.
+pub(crate) fn version(r: &Reference, policy: &Policy) -> Vec<Judgement> {
+    let mut out = Vec::new();
+    if policy.deny_latest {
+        let message = match (r.tag(), r.digest()) {
+            (Some("latest"), _) => Some(format!(
+                "{r} uses the `latest` tag, which moves: the mirror and the cluster drift apart"
+            )),
+            (None, None) => Some(format!("{r} has no tag, so it pulls `latest`, which moves")),
+            _ => None,
+        };
+        if let Some(message) = message {
+            out.push(Judgement {
+                rule: RuleId::LatestTag,
+                message,
+                fix: format!("pin a version: {}:<version>", unversioned(r)),
+            });
         }
     }
+    if policy.require_digest && r.digest().is_none() {
+        out.push(Judgement {
+            rule: RuleId::MissingDigest,
+            message: format!(
+                "{r} is not pinned to a digest, so what it pulls can change under the same name"
+            ),
+            fix: "run `airlock lock`, then `airlock rewrite --pin --write` (or append @sha256:… by hand)"
+                .to_string(),
+        });
+    }
+    out
 }
 
 /// The registry rule for a written (or composed) image: `registry-not-allowed`, or
 /// `global-registry-ignored` where a file-wide registry setting should have moved it.
-fn registry(
-    f: &Finding,
-    r: &Reference,
-    helm_global: Option<&str>,
-    policy: &Policy,
-) -> Option<(RuleId, String, String)> {
-    if f.source == Source::K0s
-        && let Some(repository) = k0s_repository(&f.context)
-    {
+fn registry(f: &Finding, r: &Reference, policy: &Policy) -> Option<Judgement> {
+    if let Some(repository) = f.site.k0s_repository.as_deref() {
         // k0s pulls the image with its repository applied, not as written.
-        let effective = k0s_effective(r, repository)?;
+        let effective = mapping::k0s_pulls(r, repository).ok()?;
         if policy.is_allowed(&effective)? {
             return None;
         }
-        return Some((
-            RuleId::GlobalRegistryIgnored,
-            format!(
-                "k0s pulls {effective} (spec.images.repository {repository} applied to {}), which is not in an allowed registry ({})",
-                f.image,
+        return Some(Judgement {
+            rule: RuleId::GlobalRegistryIgnored,
+            message: format!(
+                "k0s pulls {effective} (spec.images.repository {repository} applied to {r}), which is not in an allowed registry ({})",
                 policy.allowed_list()
             ),
-            format!(
+            fix: format!(
                 "set spec.images.repository: {}",
                 policy.suggested_registry()
             ),
-        ));
+        });
     }
-    if let Some(global) = helm_global
-        && f.source == Source::HelmValues
+    if let Some(global) = f.site.helm_global_registry.as_deref()
         && !has_global_part(f)
         && !in_registry(r, global)
         && policy.is_allowed(r) != Some(true)
     {
-        return Some((
-            RuleId::GlobalRegistryIgnored,
-            format!(
-                "global.imageRegistry is {global}, but this image is not composed with it, so {} is still pulled from {}",
-                f.image,
+        return Some(Judgement {
+            rule: RuleId::GlobalRegistryIgnored,
+            message: format!(
+                "global.imageRegistry is {global}, but this image is not composed with it, so {r} is still pulled from {}",
                 r.registry()
             ),
-            match policy.private.as_ref().and_then(|m| m.map(r).ok()) {
+            fix: match policy.private.as_ref().and_then(|m| m.map(r).ok()) {
                 Some(mapped) => format!("airlock rewrite --write (→ {mapped})"),
                 None => format!("write it under {global}/"),
             },
-        ));
+        });
     }
+    registry_not_allowed(r, policy)
+}
+
+/// `registry-not-allowed` for one reference; `None` when allowed or when no registry is set.
+pub(crate) fn registry_not_allowed(r: &Reference, policy: &Policy) -> Option<Judgement> {
     if policy.is_allowed(r)? {
         return None;
     }
-    Some((
-        RuleId::RegistryNotAllowed,
-        format!(
-            "{} is pulled from {}, which is not an allowed registry ({})",
-            f.image,
+    Some(Judgement {
+        rule: RuleId::RegistryNotAllowed,
+        message: format!(
+            "{r} is pulled from {}, which is not an allowed registry ({})",
             r.registry(),
             policy.allowed_list()
         ),
-        not_allowed_fix(r, policy),
-    ))
+        fix: not_allowed_fix(r, policy),
+    })
 }
 
 fn not_allowed_fix(r: &Reference, policy: &Policy) -> String {
@@ -150,7 +145,7 @@ fn not_allowed_fix(r: &Reference, policy: &Policy) -> String {
 }
 
 /// The implicit `jnlp` agent image, when it comes from a registry that is not allowed.
-fn implicit(f: &Finding, r: &Reference, policy: &Policy) -> Option<(String, String)> {
+fn implicit(f: &Finding, r: &Reference, policy: &Policy) -> Option<Judgement> {
     if policy.is_allowed(r)? {
         return None;
     }
@@ -167,27 +162,15 @@ fn implicit(f: &Finding, r: &Reference, policy: &Policy) -> Option<(String, Stri
             "add a container named jnlp with a mirrored agent image, or set jnlpregistry: {target} on the Jenkins Kubernetes cloud"
         ),
     };
-    Some((
-        format!(
-            "the Jenkins Kubernetes plugin injects {} as the jnlp container here, from {}, which is not an allowed registry ({})",
-            f.image,
+    Some(Judgement {
+        rule: RuleId::ImplicitImage,
+        message: format!(
+            "the Jenkins Kubernetes plugin injects {r} as the jnlp container here, from {}, which is not an allowed registry ({})",
             r.registry(),
             policy.allowed_list()
         ),
         fix,
-    ))
-}
-
-/// The chart-wide registry a Helm values file sets (`global.imageRegistry` and its kin), as
-/// discovery reports it on the image maps it reaches; `None` when unset or empty.
-fn helm_global(report: &FileReport) -> Option<&str> {
-    report
-        .findings
-        .iter()
-        .filter(|f| f.source == Source::HelmValues)
-        .flat_map(|f| &f.parts)
-        .find(|p| p.role == PartRole::GlobalRegistry && !p.value.trim().is_empty())
-        .map(|p| p.value.trim())
+    })
 }
 
 /// Whether the chart composes this image with the global registry (discovery lists the global
@@ -196,29 +179,6 @@ fn has_global_part(f: &Finding) -> bool {
     f.parts
         .iter()
         .any(|p| p.role == PartRole::GlobalRegistry && !p.value.trim().is_empty())
-}
-
-/// The `spec.images.repository` named in a k0s finding's context.
-fn k0s_repository(context: &str) -> Option<&str> {
-    let (_, rest) = context.rsplit_once(K0S_REPOSITORY)?;
-    rest.strip_suffix(')')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-}
-
-/// The image k0s pulls when `spec.images.repository` is `repository`: unchanged when it is already
-/// under it, otherwise the written host (if any) replaced by it — k0s works on the text as
-/// written, so `nginx` becomes `R/nginx`, without Docker Hub's `library/`.
-fn k0s_effective(r: &Reference, repository: &str) -> Option<Reference> {
-    let repository = repository.trim_end_matches('/');
-    let already = r
-        .as_str()
-        .strip_prefix(repository)
-        .is_some_and(|rest| rest.starts_with('/'));
-    if already {
-        return Some(r.clone());
-    }
-    r.with_name(&format!("{repository}/{}", r.path())).ok()
 }
 
 #[cfg(test)]
@@ -268,7 +228,7 @@ spec:
             v[0].fix,
             "airlock rewrite --write (→ registry.corp.local:5000/mirror/library/nginx)"
         );
-        assert_eq!(&DEPLOYMENT[v[0].span.clone()], "nginx");
+        assert_eq!(&DEPLOYMENT[v[0].span().unwrap()], "nginx");
     }
 
     #[test]
@@ -463,7 +423,7 @@ spec:
     fn k0s_images_are_judged_after_the_repository_rule() {
         let r = |s: &str| Reference::parse(s).unwrap();
         let effective = |s: &str| {
-            k0s_effective(&r(s), "registry.corp.local:5000")
+            mapping::k0s_pulls(&r(s), "registry.corp.local:5000")
                 .unwrap()
                 .to_string()
         };

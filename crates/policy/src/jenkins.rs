@@ -7,107 +7,59 @@
 //! without a `jnlp` container; this rule looks in exactly those templates for a container whose
 //! image is an agent, since that is the container the user meant to be `jnlp`.
 
-use discover::{FileReport, Kind, Source};
+use std::collections::BTreeMap;
 
-use crate::{RuleId, Violation};
+use discover::{ContainerRole, FileReport, Finding, Kind, PodContainer, PodRef};
 
-/// Where a container's part of a finding context starts, after the pod template's own part: JCasC
-/// (`templates[maven].containers[agent].image`, `templates[raw].yaml › …`) and Jenkinsfiles
-/// (`podTemplate › containerTemplate(name: agent).image`, `podTemplate yaml › …`).
-const CONTAINER_MARKERS: &[&str] = &[
-    ".containers[",
-    ".yaml › ",
-    " › containerTemplate(",
-    " › jnlp (injected",
-    " yaml › ",
-];
-
-/// Repository names (last path segment) of the Jenkins agent images that connect over JNLP /
-/// WebSocket, official and common derivatives (`jenkins/inbound-agent`, `jenkins/jnlp-slave`,
-/// `jenkinsciinfra/jenkins-agent-ubuntu-22.04`, `…/agent`).
-fn is_agent_image(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    name == "agent"
-        || name.contains("jnlp")
-        || name.contains("inbound-agent")
-        || name.starts_with("jenkins-agent")
-        || name.starts_with("jenkins-slave")
-}
+use crate::{Location, PodView, Violation, pods};
 
 pub(crate) fn check_file(file: &str, report: &FileReport, out: &mut Vec<Violation>) {
-    let injected: Vec<&str> = report
-        .findings
-        .iter()
-        .filter(|f| {
-            f.kind == Kind::Implicit && matches!(f.source, Source::Jcasc | Source::Jenkinsfile)
-        })
-        .filter_map(|f| template_of(&f.context))
-        .collect();
-    if injected.is_empty() {
-        return;
-    }
+    // The containers of each pod template the plugin injects a `jnlp` container into.
+    let mut pods: BTreeMap<PodRef, Vec<&Finding>> = BTreeMap::new();
     for f in &report.findings {
-        let Some(r) = f
-            .reference
-            .as_ref()
-            .filter(|_| f.kind != Kind::Implicit && f.kind.is_pullable())
-        else {
+        let (Some(pod), Some(c)) = (f.site.pod, &f.site.container) else {
             continue;
         };
-        let Some(template) = template_of(&f.context) else {
-            continue;
-        };
-        let Some(container) = container_of(&f.context) else {
-            continue;
-        };
-        if container == "jnlp" || !is_agent_image(r.path()) || !injected.contains(&template) {
-            continue;
+        let pulled = f.kind.is_pullable() && f.reference.is_some();
+        let injected = f.kind == Kind::Implicit && c.role == ContainerRole::InjectedJnlp;
+        if injected || (pulled && f.kind != Kind::Implicit) {
+            pods.entry(pod).or_default().push(f);
         }
-        out.push(Violation {
-            rule: RuleId::JnlpContainerName,
-            file: file.to_string(),
-            span: f.span.clone(),
-            image: Some(f.image.clone()),
-            message: format!(
-                "{} is a Jenkins agent image in container {container:?}; the Kubernetes plugin only \
-                 recognises a container named jnlp, so it still injects its default agent",
-                f.image
-            ),
-            fix: format!("rename container {container:?} to jnlp"),
-        });
     }
-}
-
-/// The pod template part of a context, shared by its containers and its injected `jnlp`.
-fn template_of(context: &str) -> Option<&str> {
-    let end = CONTAINER_MARKERS
-        .iter()
-        .filter_map(|m| context.find(m))
-        .min()?;
-    Some(context[..end].trim_end())
-}
-
-/// The container's name: the last `containers[NAME]` or `containerTemplate(name: NAME)`.
-fn container_of(context: &str) -> Option<&str> {
-    let bracket = context.rfind("containers[").map(|i| {
-        let rest = &context[i + "containers[".len()..];
-        (i, rest.split(']').next().unwrap_or(rest))
-    });
-    let template = context.rfind("containerTemplate(name: ").map(|i| {
-        let rest = &context[i + "containerTemplate(name: ".len()..];
-        (i, rest.split(')').next().unwrap_or(rest))
-    });
-    match (bracket, template) {
-        (Some(a), Some(b)) => Some(if a.0 > b.0 { a.1 } else { b.1 }),
-        (a, b) => a.or(b).map(|(_, name)| name),
+    for findings in pods.values() {
+        let view = PodView {
+            containers: findings
+                .iter()
+                .map(|f| {
+                    let c = f.site.container.as_ref().expect("grouped by container");
+                    PodContainer {
+                        name: c.name.clone(),
+                        role: c.role,
+                        image: f.image.clone(),
+                    }
+                })
+                .collect(),
+            ..PodView::default()
+        };
+        for j in pods::jnlp_container_name(&view) {
+            let Some(f) = j.container.map(|i| findings[i]) else {
+                continue;
+            };
+            out.push(j.judgement.at(
+                Location::File {
+                    file: file.to_string(),
+                    span: f.span.clone(),
+                },
+                j.image,
+            ));
+        }
     }
-    .map(|name| name.trim_matches('"'))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::Policy;
+    use crate::RuleId;
     use crate::test_support::*;
 
     const CASC: &str = "\
@@ -153,7 +105,10 @@ jenkins:
             ]
         );
         assert_eq!(v[0].fix, "rename container \"agent\" to jnlp");
-        assert_eq!(v[0].span.start, CASC.find("jenkins/inbound-agent").unwrap());
+        assert_eq!(
+            v[0].span().unwrap().start,
+            CASC.find("jenkins/inbound-agent").unwrap()
+        );
     }
 
     #[test]
@@ -176,35 +131,5 @@ podTemplate(containers: [
         );
         let fixed = jenkinsfile.replace("name: 'agent'", "name: 'jnlp'");
         assert!(run(&[("Jenkinsfile", &fixed)], &Policy::default()).is_empty());
-    }
-
-    #[test]
-    fn contexts_split_into_template_and_container() {
-        let c = "ConfigMap x › data[\"jenkins.yaml\"] › jenkins.clouds[k].kubernetes.templates[go].containers[go].image";
-        assert_eq!(
-            template_of(c),
-            Some(
-                "ConfigMap x › data[\"jenkins.yaml\"] › jenkins.clouds[k].kubernetes.templates[go]"
-            )
-        );
-        assert_eq!(container_of(c), Some("go"));
-        assert_eq!(
-            template_of("podTemplate yaml › Pod › spec.containers[docker].image"),
-            Some("podTemplate")
-        );
-        assert_eq!(
-            template_of("podTemplate › jnlp (injected by the Kubernetes plugin)"),
-            Some("podTemplate")
-        );
-        assert_eq!(
-            container_of("podTemplate › containerTemplate(name: maven).image"),
-            Some("maven")
-        );
-        assert_eq!(container_of("values › sidecar.image"), None);
-        assert!(
-            is_agent_image("jenkins/jnlp-slave")
-                && is_agent_image("jenkins/agent")
-                && !is_agent_image("maven")
-        );
     }
 }

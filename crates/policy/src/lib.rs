@@ -1,17 +1,22 @@
-//! Policy over discovered images: the one set of rules `airlock check` applies to configuration
-//! files (and, later, the admission webhook and the cluster audit apply to pod specs), so a gate in
-//! CI and a gate in the cluster can never disagree about what is allowed.
+//! Policy: the one set of rules `airlock check` applies to configuration files and the admission
+//! webhook and cluster audit apply to pods, so a gate in CI and a gate in the cluster can never
+//! disagree about what is allowed. No I/O and no network: it must never depend on the binary,
+//! `rewrite` or a registry client; callers read files (or objects) and print.
 //!
-//! [`check`] takes discovery's [`FileReport`]s and returns [`Violation`]s, each with a stable
-//! [`RuleId`], the byte range to point at and a one-line fix. Questions about private names all
-//! go through [`rewrite::Mapping`] and [`imgref::Reference`]; this crate never re-derives how a
-//! name is normalised. No I/O: callers read files and print.
+//! Three entry points share the rules: [`Policy::judge`] on one bare reference (registry,
+//! `latest`, digest), [`Policy::judge_pod`] on a neutral [`PodView`] (pull secrets, `jnlp`
+//! naming), and [`check`], which runs both over discovery's [`FileReport`]s and adds what only a
+//! file can show (Helm and k0s registry settings, implicit images). Each [`Violation`] has a
+//! stable [`RuleId`], a [`Location`] (a file span or an object) and a one-line fix. Questions
+//! about private names go through [`mapping::Mapping`] and [`imgref::Reference`]; this crate
+//! never re-derives how a name is normalised.
 //!
 //! Templated findings (`{{ .Values.image }}`) cannot be judged until rendered, and built images
 //! are never pulled, so neither is a violation; [`templated`] counts the former for a note.
 
 mod images;
 mod jenkins;
+mod pods;
 mod pull_secrets;
 
 use std::fmt;
@@ -20,6 +25,8 @@ use std::ops::Range;
 use discover::{FileReport, Kind};
 use imgref::Reference;
 use serde::Serialize;
+
+pub use pods::{PodJudgement, PodView};
 
 /// What is allowed. Built by the caller from `airlock.yaml` and flags.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +43,7 @@ pub struct Policy {
     /// `registry:2`, `airlock serve`, a node-level mirror), so pull secrets are not checked.
     pub pull_secret: Option<String>,
     /// The mapping to the private registry, for "is this private" and for the fixes.
-    pub private: Option<rewrite::Mapping>,
+    pub private: Option<mapping::Mapping>,
 }
 
 /// A setting that cannot be used as written.
@@ -111,18 +118,95 @@ impl fmt::Display for RuleId {
     }
 }
 
-/// One broken rule, at one place in one file.
+/// One broken rule, at one place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     pub rule: RuleId,
-    pub file: String,
-    /// Byte range in the file (empty when the rule points at a place rather than a value).
-    pub span: Range<usize>,
+    pub location: Location,
     /// The image as written, when the violation is about one.
     pub image: Option<String>,
     pub message: String,
     /// One line saying what to do about it.
     pub fix: String,
+}
+
+impl Violation {
+    /// The file, for a violation found in one.
+    pub fn file(&self) -> Option<&str> {
+        match &self.location {
+            Location::File { file, .. } => Some(file),
+            Location::Object { .. } => None,
+        }
+    }
+
+    /// The byte range in its file, for a violation found in one.
+    pub fn span(&self) -> Option<Range<usize>> {
+        match &self.location {
+            Location::File { span, .. } => Some(span.clone()),
+            Location::Object { .. } => None,
+        }
+    }
+}
+
+/// Where a violation is: in a file (what `check` reports) or in a Kubernetes object (what the
+/// webhook and the audit report, with no file behind them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Location {
+    File {
+        file: String,
+        /// Byte range in the file (empty when the rule points at a place rather than a value).
+        span: Range<usize>,
+    },
+    Object {
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        /// Field path inside the object (`spec.containers[api].image`).
+        path: String,
+    },
+}
+
+impl Location {
+    /// File, start, end: the order `check` sorts in (objects after files, by name).
+    fn sort_key(&self) -> (&str, usize, usize, &str, &str) {
+        match self {
+            Location::File { file, span } => (file, span.start, span.end, "", ""),
+            Location::Object {
+                kind,
+                namespace,
+                name,
+                path,
+            } => (
+                kind,
+                usize::MAX,
+                usize::MAX,
+                namespace.as_deref().unwrap_or(""),
+                if path.is_empty() { name } else { path },
+            ),
+        }
+    }
+}
+
+/// What a rule says about one image, before it is placed anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Judgement {
+    pub rule: RuleId,
+    pub message: String,
+    pub fix: String,
+}
+
+impl Judgement {
+    /// Place it: the violation at `location`, about `image`.
+    pub fn at(self, location: Location, image: Option<String>) -> Violation {
+        Violation {
+            rule: self.rule,
+            location,
+            image,
+            message: self.message,
+            fix: self.fix,
+        }
+    }
 }
 
 /// Apply every rule to every file. `files` pairs each report with the name to show; pull
@@ -135,14 +219,7 @@ pub fn check(files: &[(String, &FileReport)], policy: &Policy) -> Vec<Violation>
         jenkins::check_file(file, report, &mut out);
     }
     pull_secrets::check(files, policy, &mut out);
-    out.sort_by(|a, b| {
-        (&a.file, a.span.start, a.span.end, a.rule).cmp(&(
-            &b.file,
-            b.span.start,
-            b.span.end,
-            b.rule,
-        ))
-    });
+    out.sort_by(|a, b| (a.location.sort_key(), a.rule).cmp(&(b.location.sort_key(), b.rule)));
     // The same file given twice, or one value reached by two paths, is one problem.
     out.dedup();
     out
@@ -158,6 +235,17 @@ pub fn templated(files: &[(String, &FileReport)]) -> usize {
 }
 
 impl Policy {
+    /// The rules about one image on its own — `registry-not-allowed`, `latest-tag`,
+    /// `missing-digest` — for a reference with no file behind it (an AdmissionReview's container,
+    /// a running pod's image). `check` applies the same rules to every written image, after the
+    /// file-wide registry settings (Helm `global.imageRegistry`, k0s `spec.images.repository`)
+    /// have had their say.
+    pub fn judge(&self, r: &Reference) -> Vec<Judgement> {
+        let mut out: Vec<Judgement> = images::registry_not_allowed(r, self).into_iter().collect();
+        out.extend(images::version(r, self));
+        out
+    }
+
     /// Whether every allowed-registry entry can be used.
     pub fn validate(&self) -> Result<(), PolicyError> {
         for entry in &self.allow_registries {
@@ -195,7 +283,7 @@ impl Policy {
     fn suggested_registry(&self) -> &str {
         self.private
             .as_ref()
-            .map(rewrite::Mapping::target)
+            .map(mapping::Mapping::target)
             .or(self.allow_registries.first().map(String::as_str))
             .unwrap_or("<private registry>")
     }
@@ -273,7 +361,7 @@ pub(crate) mod test_support {
     pub fn private(target: &str) -> Policy {
         Policy {
             private: Some(
-                rewrite::Mapping::new(target, rewrite::Mode::ReplaceHost, vec![]).unwrap(),
+                mapping::Mapping::new(target, mapping::Mode::ReplaceHost, vec![]).unwrap(),
             ),
             ..Policy::default()
         }
@@ -382,7 +470,7 @@ mod tests {
             ..private("r.local")
         };
         let v = run(&[("b.yaml", pod), ("a.yaml", pod), ("a.yaml", pod)], &p);
-        let order: Vec<(&str, RuleId)> = v.iter().map(|v| (v.file.as_str(), v.rule)).collect();
+        let order: Vec<(&str, RuleId)> = v.iter().map(|v| (v.file().unwrap(), v.rule)).collect();
         assert_eq!(
             order,
             [
@@ -393,6 +481,197 @@ mod tests {
                 ("b.yaml", RuleId::RegistryNotAllowed),
                 ("b.yaml", RuleId::LatestTag),
             ]
+        );
+    }
+
+    fn finding(
+        image: &str,
+        kind: Kind,
+        source: discover::Source,
+        site: discover::Site,
+    ) -> discover::Finding {
+        discover::Finding {
+            span: 0..image.len(),
+            exact: true,
+            image: image.to_string(),
+            reference: Some(r(image)),
+            kind,
+            source,
+            // Wording that used to switch rules on, on findings whose typed fields say otherwise,
+            // and wording that says nothing on findings whose fields say everything.
+            context:
+                "templates[x].containers[agent] › jnlp (injected (spec.images.repository: evil.io)"
+                    .to_string(),
+            parts: Vec::new(),
+            insertion: None,
+            site,
+        }
+    }
+
+    #[test]
+    fn rules_read_typed_fields_not_context_wording() {
+        use discover::{Container, ContainerRole, PodContainer, PodKind, PodRef, Site, Source};
+        let template = PodRef {
+            kind: PodKind::JenkinsTemplate,
+            offset: 7,
+        };
+        let in_template = |name: &str, role| Site {
+            pod: Some(template),
+            container: Some(Container {
+                name: Some(name.to_string()),
+                role,
+            }),
+            ..Site::default()
+        };
+        let report = FileReport {
+            findings: vec![
+                finding(
+                    "coredns/coredns:1.9.4",
+                    Kind::Composed,
+                    Source::K0s,
+                    Site {
+                        k0s_repository: Some("mirror.example.net".into()),
+                        ..Site::default()
+                    },
+                ),
+                finding(
+                    discover::DEFAULT_JNLP_IMAGE,
+                    Kind::Implicit,
+                    Source::Jenkinsfile,
+                    in_template("jnlp", ContainerRole::InjectedJnlp),
+                ),
+                finding(
+                    "registry.corp.local:5000/jenkins/inbound-agent:3.1",
+                    Kind::Literal,
+                    Source::Jenkinsfile,
+                    in_template("agent", ContainerRole::Regular),
+                ),
+                // Its context claims a k0s repository and a jnlp template: it has neither.
+                finding(
+                    "quay.io/x/y:1",
+                    Kind::Literal,
+                    Source::Kubernetes,
+                    Site::default(),
+                ),
+            ],
+            workloads: vec![discover::Workload {
+                owner: "Deployment shop/api".into(),
+                namespace: Some("shop".into()),
+                service_account: None,
+                pull_secrets: vec![],
+                offset: 3,
+                containers: vec![PodContainer {
+                    name: Some("api".into()),
+                    role: ContainerRole::Regular,
+                    image: "registry.corp.local:5000/shop/api:1.4".into(),
+                }],
+            }],
+            ..FileReport::default()
+        };
+        let p = Policy {
+            pull_secret: Some("regcred".into()),
+            ..private("registry.corp.local:5000")
+        };
+        let v = check(&[("any".to_string(), &report)], &p);
+        let fired: Vec<(RuleId, Option<&str>)> = rules(&v);
+        assert!(
+            fired.contains(&(RuleId::GlobalRegistryIgnored, Some("coredns/coredns:1.9.4"))),
+            "{v:#?}"
+        );
+        assert!(fired.contains(&(
+            RuleId::JnlpContainerName,
+            Some("registry.corp.local:5000/jenkins/inbound-agent:3.1")
+        )));
+        assert!(fired.contains(&(
+            RuleId::MissingPullSecret,
+            Some("registry.corp.local:5000/shop/api:1.4")
+        )));
+        // The plain finding is only a registry question, whatever its context says.
+        let plain: Vec<RuleId> = v
+            .iter()
+            .filter(|v| v.image.as_deref() == Some("quay.io/x/y:1"))
+            .map(|v| v.rule)
+            .collect();
+        assert_eq!(plain, [RuleId::RegistryNotAllowed]);
+        assert!(v.iter().all(|v| v.file() == Some("any")));
+    }
+
+    #[test]
+    fn judge_and_judge_pod_work_on_a_bare_reference_and_pod_without_a_file() {
+        let p = Policy {
+            deny_latest: true,
+            require_digest: true,
+            pull_secret: Some("regcred".into()),
+            ..private("registry.corp.local:5000")
+        };
+        let judged: Vec<RuleId> = p.judge(&r("nginx")).iter().map(|j| j.rule).collect();
+        assert_eq!(
+            judged,
+            [
+                RuleId::RegistryNotAllowed,
+                RuleId::LatestTag,
+                RuleId::MissingDigest
+            ]
+        );
+        let pinned = r(
+            "registry.corp.local:5000/library/nginx:1.27@sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580",
+        );
+        assert!(p.judge(&pinned).is_empty());
+        assert_eq!(
+            p.judge(&r("quay.io/x/y:1"))[0].fix,
+            "airlock rewrite --write (→ registry.corp.local:5000/x/y:1)"
+        );
+
+        // An AdmissionReview's pod: no file, no span; the violation names the object.
+        let pod = PodView {
+            owner: "Pod ci/agent-x1".into(),
+            namespace: Some("ci".into()),
+            service_account: Some("jenkins".into()),
+            pull_secrets: vec![],
+            containers: vec![
+                discover::PodContainer {
+                    name: Some("agent".into()),
+                    role: discover::ContainerRole::Regular,
+                    image: "registry.corp.local:5000/jenkins/inbound-agent:3.1".into(),
+                },
+                discover::PodContainer {
+                    name: Some("jnlp".into()),
+                    role: discover::ContainerRole::InjectedJnlp,
+                    image: discover::DEFAULT_JNLP_IMAGE.into(),
+                },
+            ],
+        };
+        let judged = p.judge_pod(&pod, &[]);
+        let rules: Vec<(RuleId, Option<usize>)> = judged
+            .iter()
+            .map(|j| (j.judgement.rule, j.container))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                (RuleId::MissingPullSecret, Some(0)),
+                (RuleId::JnlpContainerName, Some(0))
+            ]
+        );
+        let account = discover::ServiceAccount {
+            name: "jenkins".into(),
+            namespace: Some("ci".into()),
+            pull_secrets: vec!["regcred".into()],
+        };
+        assert_eq!(p.judge_pod(&pod, &[&account]).len(), 1);
+        let v = judged[0].judgement.clone().at(
+            Location::Object {
+                kind: "Pod".into(),
+                namespace: Some("ci".into()),
+                name: "agent-x1".into(),
+                path: "spec".into(),
+            },
+            judged[0].image.clone(),
+        );
+        assert_eq!(v.file(), None);
+        assert_eq!(
+            serde_json::to_value(&v.location).unwrap(),
+            serde_json::json!({"type": "object", "kind": "Pod", "namespace": "ci", "name": "agent-x1", "path": "spec"})
         );
     }
 }

@@ -10,84 +10,48 @@
 //! problems.
 
 use discover::{FileReport, ServiceAccount, Workload};
-use imgref::Reference;
 
-use crate::{Policy, RuleId, Violation};
-
-/// The ServiceAccount a pod runs as when its spec names none.
-const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+use crate::{Location, PodView, Policy, Violation, pods};
 
 pub(crate) fn check(files: &[(String, &FileReport)], policy: &Policy, out: &mut Vec<Violation>) {
-    let Some(secret) = policy.pull_secret.as_deref() else {
+    if policy.pull_secret.is_none() {
         return;
-    };
+    }
     let accounts: Vec<&ServiceAccount> = files
         .iter()
         .flat_map(|(_, r)| &r.service_accounts)
         .collect();
     for (file, report) in files {
         for w in &report.workloads {
-            if let Some(v) = workload(file, w, &accounts, secret, policy) {
-                out.push(v);
+            if let Some(j) = pods::pull_secret(policy, &view(w), &accounts) {
+                // Pointed at the pod spec: the fix is on it or on its ServiceAccount.
+                out.push(j.judgement.at(
+                    Location::File {
+                        file: file.clone(),
+                        span: w.offset..w.offset,
+                    },
+                    j.image,
+                ));
             }
         }
     }
 }
 
-fn workload(
-    file: &str,
-    w: &Workload,
-    accounts: &[&ServiceAccount],
-    secret: &str,
-    policy: &Policy,
-) -> Option<Violation> {
-    // Templated images cannot be judged; the first private one is the one to name.
-    let image = w
-        .images
-        .iter()
-        .filter(|i| !discover::is_templated(i))
-        .find(|i| Reference::parse(i).is_ok_and(|r| policy.is_private(&r)))?;
-    let has = |secrets: &[String]| secrets.iter().any(|s| s == secret);
-    if has(&w.pull_secrets) {
-        return None;
+/// A workload's pod spec as the pod rules see it.
+pub(crate) fn view(w: &Workload) -> PodView {
+    PodView {
+        owner: w.owner.clone(),
+        namespace: w.namespace.clone(),
+        service_account: w.service_account.clone(),
+        pull_secrets: w.pull_secrets.clone(),
+        containers: w.containers.clone(),
     }
-    let sa_name = w
-        .service_account
-        .as_deref()
-        .unwrap_or(DEFAULT_SERVICE_ACCOUNT);
-    let account = accounts
-        .iter()
-        .find(|a| a.name == sa_name && a.namespace == w.namespace);
-    if account.is_some_and(|a| has(&a.pull_secrets)) {
-        return None;
-    }
-    let namespace = match &w.namespace {
-        Some(ns) => format!("namespace {ns}"),
-        None => "the workload's namespace".to_string(),
-    };
-    let account_note = match account {
-        Some(_) => format!("ServiceAccount {sa_name} in this input has none either"),
-        None => format!("ServiceAccount {sa_name} in {namespace} is not in this input"),
-    };
-    Some(Violation {
-        rule: RuleId::MissingPullSecret,
-        file: file.to_string(),
-        span: w.offset..w.offset,
-        image: Some(image.clone()),
-        message: format!(
-            "{} pulls {image} from the private registry with no imagePullSecret named {secret} on the pod; {account_note}",
-            w.owner
-        ),
-        fix: format!(
-            "add imagePullSecrets: [{{name: {secret}}}] to ServiceAccount {sa_name} in {namespace}"
-        ),
-    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::test_support::*;
+    use crate::RuleId;
+    use crate::{Policy, test_support::*};
 
     const DEPLOYMENT: &str = "\
 apiVersion: apps/v1
@@ -126,7 +90,7 @@ spec:
             )]
         );
         assert_eq!(
-            v[0].span.start,
+            v[0].span().unwrap().start,
             DEPLOYMENT.find("serviceAccountName").unwrap()
         );
         assert_eq!(

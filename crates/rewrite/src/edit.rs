@@ -44,7 +44,49 @@ pub struct Plan {
     pub edits: Vec<Edit>,
     pub skipped: Vec<Skipped>,
     /// For each finding, in order: how a scan should read it once the edits are applied.
-    pub expected: Vec<String>,
+    pub expected: Vec<Expected>,
+}
+
+/// How a scan reads one finding: its kind and the image, compared as values (a normalised
+/// reference, so `nginx` and `docker.io/library/nginx:latest` are one image).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Expected {
+    pub kind: Kind,
+    pub image: Seen,
+}
+
+/// The image part of [`Expected`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Seen {
+    /// A reference, normalised.
+    Reference(Reference),
+    /// Text that is not a reference yet (templated), as written.
+    Written(String),
+}
+
+impl Expected {
+    fn reference(kind: Kind, r: &Reference) -> Expected {
+        Expected {
+            kind,
+            image: Seen::Reference(r.normalized()),
+        }
+    }
+
+    fn written(kind: Kind, text: String) -> Expected {
+        Expected {
+            kind,
+            image: Seen::Written(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.image {
+            Seen::Reference(r) => write!(f, "{} {r}", self.kind),
+            Seen::Written(t) => write!(f, "{} {t}", self.kind),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,12 +119,11 @@ pub struct PlanOptions {
 }
 
 /// How a finding reads in a scan, for comparing a file before and after its edits.
-pub(crate) fn summary(f: &Finding) -> String {
-    format!(
-        "{} {}",
-        f.kind,
-        f.normalized().unwrap_or_else(|| f.image.clone())
-    )
+pub(crate) fn summary(f: &Finding) -> Expected {
+    match &f.reference {
+        Some(r) => Expected::reference(f.kind, r),
+        None => Expected::written(f.kind, f.image.clone()),
+    }
 }
 
 /// Work out the edits that point every finding in `text` at the private registry.
@@ -113,7 +154,7 @@ fn edit_finding(
     mapping: &Mapping,
     opts: &PlanOptions,
     plan: &mut Plan,
-) -> Result<Option<String>, PlanError> {
+) -> Result<Option<Expected>, PlanError> {
     if f.kind == Kind::Built {
         return Ok(None);
     }
@@ -129,7 +170,8 @@ fn edit_finding(
             if mapped != untagged {
                 composed(f, &mapped, mapping, plan);
             }
-            return Ok(Some(format!("{} {mapped}", f.kind)));
+            // Still templated after the edit: the scan reads the composed text as written.
+            return Ok(Some(Expected::written(f.kind, mapped.to_string())));
         }
         return Ok(match rename_written(written, mapping)? {
             Some(new) => {
@@ -137,11 +179,13 @@ fn edit_finding(
                     f.span.start..f.span.start + new.name_len,
                     new.name.clone(),
                 ));
-                Some(format!(
-                    "{} {}{}",
+                Some(Expected::written(
                     f.kind,
-                    new.name,
-                    &f.image[new.name_len.min(f.image.len())..]
+                    format!(
+                        "{}{}",
+                        new.name,
+                        &f.image[new.name_len.min(f.image.len())..]
+                    ),
                 ))
             }
             None => {
@@ -162,11 +206,11 @@ fn edit_finding(
     if mapped == *reference {
         return Ok(None);
     }
-    let after = Some(format!("{} {}", f.kind, mapped.normalized()));
+    let after = Some(Expected::reference(f.kind, &mapped));
     match f.kind {
         Kind::Implicit => {
             let kind = implicit(text, f, reference, &mapped, opts, plan);
-            return Ok(Some(format!("{kind} {}", mapped.normalized())));
+            return Ok(Some(Expected::reference(kind, &mapped)));
         }
         Kind::Composed => composed(f, &mapped, mapping, plan),
         _ if f.exact => plan
@@ -438,4 +482,57 @@ pub fn shift(offset: usize, edits: &[Edit]) -> usize {
         delta += e.replacement.len() as isize - e.span.len() as isize;
     }
     offset.saturating_add_signed(delta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mode;
+
+    /// The plan's expectations are values: a kind and a normalised reference (or, for templated
+    /// text, the text), never a `"{kind} {image}"` string that a reworded Display could break.
+    #[test]
+    fn plan_expectations_are_typed_values() {
+        let text = "\
+apiVersion: v1
+kind: Pod
+spec:
+  containers:
+    - name: a
+      image: nginx:1.27
+    - name: b
+      image: \"golang:${GO}\"
+";
+        let report = discover::scan_file("p.yaml", text.as_bytes(), &discover::Options::default());
+        let mapping = Mapping::new("r.local/mirror", Mode::ReplaceHost, vec![]).unwrap();
+        let plan = plan(text, &report.findings, &mapping, &PlanOptions::default()).unwrap();
+        assert_eq!(
+            plan.expected,
+            [
+                Expected {
+                    kind: Kind::Literal,
+                    image: Seen::Reference(
+                        Reference::parse("r.local/mirror/library/nginx:1.27").unwrap()
+                    ),
+                },
+                Expected {
+                    kind: Kind::Templated,
+                    image: Seen::Written("r.local/mirror/library/golang:${GO}".into()),
+                },
+            ]
+        );
+        let new = apply(text, &plan.edits);
+        crate::verify("p.yaml", text, &new, &plan, &discover::Options::default()).unwrap();
+        // A rescan that reads the same text with another kind is a different finding.
+        let mut wrong = plan.clone();
+        wrong.expected[0].kind = Kind::Heuristic;
+        let err = crate::verify("p.yaml", text, &new, &wrong, &discover::Options::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "after the edit, a scan would find [\"literal r.local/mirror/library/nginx:1.27\"] \
+             instead of [\"heuristic r.local/mirror/library/nginx:1.27\"]"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use discover::Options;
 
-use crate::{Edit, Plan, shift};
+use crate::{Edit, Expected, Plan, shift};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -48,19 +48,19 @@ pub fn verify(
         });
     }
     let mut expected = plan.expected.clone();
-    let mut found: Vec<String> = report.findings.iter().map(crate::edit::summary).collect();
+    let mut found: Vec<Expected> = report.findings.iter().map(crate::edit::summary).collect();
     expected.sort();
     found.sort();
     if expected != found {
         let missing = expected
             .iter()
             .filter(|e| !found.contains(e))
-            .cloned()
+            .map(Expected::to_string)
             .collect();
         let unexpected = found
             .iter()
             .filter(|f| !expected.contains(f))
-            .cloned()
+            .map(Expected::to_string)
             .collect();
         return Err(VerifyError::Findings {
             missing,

@@ -27,7 +27,16 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
     // An empty but quoted `global.imageRegistry: ""` is still the knob a rewrite should turn.
     let global =
         active.or_else(|| at(GLOBAL_REGISTRIES[0]).filter(|s| s.exact && s.value.is_empty()));
+    let first = w.out.findings.len();
     walk(w, doc, &mut Path::new(), None, global);
+    // Every image of the document learns the chart-wide registry, including those it does not
+    // reach: those are the ones `check` names.
+    if let Some(active) = active.map(|s| s.value.trim().to_string()) {
+        w.out.findings[first..]
+            .iter_mut()
+            .filter(|f| f.source == Source::HelmValues)
+            .for_each(|f| f.site.helm_global_registry = Some(active.clone()));
+    }
 }
 
 fn walk<'n>(

@@ -3,7 +3,10 @@
 //! that has no container named `jnlp` after `inheritFrom` — prefixed with `jnlpregistry`.
 
 use super::{Node, Path, Walk};
-use crate::{Finding, Insert, Insertion, Kind, Part, PartRole, Source};
+use crate::{
+    Container, ContainerRole, Finding, Insert, Insertion, Kind, Part, PartRole, PodKind, PodRef,
+    Site, Source,
+};
 
 /// Keys only a JCasC `jenkins:` section has; a Helm values file may also have `jenkins:` (a
 /// subchart's settings), which is not JCasC.
@@ -42,15 +45,27 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
         let templates = k8s.get("templates").and_then(Node::as_seq).unwrap_or(&[]);
         for (ti, t) in templates.iter().enumerate() {
             let tpath = path.key("templates").item(ti, t.str_at("name"));
-            template(w, t, &tpath);
+            let pod = template_ref(w, t);
+            template(w, t, &tpath, pod);
             if has_jnlp(t, templates, 0) == Some(false) {
-                implicit_jnlp(w, k8s, t, &tpath);
+                implicit_jnlp(w, k8s, t, &tpath, pod);
             }
         }
     }
 }
 
-fn template(w: &mut Walk, t: &Node, path: &Path) {
+/// A pod template, identified by the offset of its first key.
+fn template_ref(w: &Walk, t: &Node) -> Option<PodRef> {
+    match t.as_map().and_then(|m| m.first()) {
+        Some((Node::Scalar(first), _)) => Some(PodRef {
+            kind: PodKind::JenkinsTemplate,
+            offset: w.span(first).0.start,
+        }),
+        _ => None,
+    }
+}
+
+fn template(w: &mut Walk, t: &Node, path: &Path, pod: Option<PodRef>) {
     for (i, c) in t
         .get("containers")
         .and_then(Node::as_seq)
@@ -66,12 +81,25 @@ fn template(w: &mut Walk, t: &Node, path: &Path) {
                     .item(i, c.str_at("name"))
                     .key("image"),
             );
-            w.value(s, Kind::Literal, Source::Jcasc, context);
+            if let Some(f) = w.value(s, Kind::Literal, Source::Jcasc, context) {
+                f.site = Site {
+                    pod,
+                    container: Some(Container {
+                        name: c.str_at("name").map(str::to_string),
+                        role: ContainerRole::Regular,
+                    }),
+                    ..Site::default()
+                };
+            }
         }
     }
     if let Some(Node::Scalar(yaml)) = t.get("yaml") {
         let context = w.context("", &path.key("yaml"));
+        // The raw pod YAML is merged into this template: its containers are the template's.
+        let outer = w.pod;
+        w.pod = pod.or(outer);
         w.embedded(yaml, context);
+        w.pod = outer;
     }
 }
 
@@ -85,7 +113,7 @@ fn has_jnlp(t: &Node, all: &[Node], depth: usize) -> Option<bool> {
     {
         return Some(true);
     }
-    if t.str_at("yaml").is_some_and(pod_yaml_has_jnlp) {
+    if t.str_at("yaml").is_some_and(crate::podyaml::has_jnlp) {
         return Some(true);
     }
     // Guard against inheritance cycles in broken configuration.
@@ -105,24 +133,7 @@ fn has_jnlp(t: &Node, all: &[Node], depth: usize) -> Option<bool> {
     Some(false)
 }
 
-/// A raw pod YAML with a container named `jnlp` (Jenkinsfiles and JCasC templates both use this):
-/// a `name: jnlp` line, quoted or not, with or without a trailing comment.
-pub(crate) fn pod_yaml_has_jnlp(yaml: &str) -> bool {
-    yaml.lines().any(|line| {
-        let l = line.trim_start();
-        let l = l.strip_prefix("- ").unwrap_or(l).trim_start();
-        l.strip_prefix("name:").is_some_and(|v| {
-            let v = v.split(" #").next().unwrap_or("").trim();
-            let v = ['"', '\'']
-                .iter()
-                .find_map(|q| v.strip_prefix(*q)?.strip_suffix(*q))
-                .unwrap_or(v);
-            v == "jnlp"
-        })
-    })
-}
-
-fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path) {
+fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path, pod: Option<PodRef>) {
     let default = &w.opts.default_jnlp_image;
     let registry = cloud
         .get("jnlpregistry")
@@ -174,5 +185,13 @@ fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path) {
         context,
         parts,
         insertion,
+        site: Site {
+            pod,
+            container: Some(Container {
+                name: Some("jnlp".to_string()),
+                role: ContainerRole::InjectedJnlp,
+            }),
+            ..Site::default()
+        },
     });
 }

@@ -1,6 +1,7 @@
 //! k0s `ClusterConfig` (`spec.images.*` as `image` + `version`), also embedded in a k0sctl
 //! configuration at `spec.k0s.config`. `spec.images.repository`, which k0s applies to every
-//! bundled image, is named in each finding's context.
+//! bundled image, is on each finding as [`crate::Site::k0s_repository`] (and, for people, in its
+//! context).
 
 use super::{Node, Path, Walk};
 use crate::{PartRole, Source};
@@ -47,7 +48,12 @@ fn images_in(w: &mut Walk, owner: &str, node: &Node, path: &mut Path, repository
         if let Some(r) = repository {
             context.push_str(&format!(" (spec.images.repository: {r})"));
         }
-        w.composed(&parts, Source::K0s, context, false);
+        if let Some(f) = w.composed(&parts, Source::K0s, context, false) {
+            f.site.k0s_repository = repository
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string);
+        }
         return;
     }
     for (key, value) in node.entries() {

@@ -4,7 +4,10 @@
 //! `*_IMAGE` env vars and pipeline parameters named `…image` (kind `heuristic`).
 
 use super::{Node, Path, Scalar, Walk};
-use crate::{Finding, Kind, ServiceAccount, Source, Workload};
+use crate::{
+    Container, ContainerRole, Finding, Kind, PodContainer, PodKind, PodRef, ServiceAccount, Site,
+    Source, Workload,
+};
 
 /// Keys whose value is a list of containers, in Kubernetes, Argo Workflows and Tekton.
 const CONTAINER_LISTS: &[&str] = &[
@@ -26,7 +29,8 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
         (None, Some(n)) => format!("{kind} {n}"),
         _ => kind.to_string(),
     };
-    walk(w, &owner, doc, &mut Path::new());
+    let pod = w.pod;
+    walk(w, &owner, doc, &mut Path::new(), pod);
     let namespace = meta.and_then(|m| m.str_at("namespace")).map(str::to_string);
     if kind == "ServiceAccount" {
         if let Some(name) = name {
@@ -42,17 +46,24 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
     let mut specs = Vec::new();
     pod_specs(doc, &mut specs);
     for spec in specs {
-        let images = ["initContainers", "containers", "ephemeralContainers"]
-            .iter()
-            .filter_map(|k| spec.get(k).and_then(Node::as_seq))
-            .flatten()
-            .filter_map(|c| c.str_at("image").map(str::to_string))
-            .collect();
-        let offset = spec
-            .as_map()
-            .and_then(|m| m.first())
-            .and_then(|(k, _)| k.as_scalar())
-            .map_or(0, |k| w.span(k).0.start);
+        let containers = [
+            ("initContainers", ContainerRole::Init),
+            ("containers", ContainerRole::Regular),
+            ("ephemeralContainers", ContainerRole::Ephemeral),
+        ]
+        .iter()
+        .filter_map(|(k, role)| Some((spec.get(k).and_then(Node::as_seq)?, *role)))
+        .flat_map(|(items, role)| {
+            items.iter().filter_map(move |c| {
+                Some(PodContainer {
+                    name: c.str_at("name").map(str::to_string),
+                    role,
+                    image: c.str_at("image")?.to_string(),
+                })
+            })
+        })
+        .collect();
+        let offset = pod_offset(w, spec);
         w.out.workloads.push(Workload {
             owner: owner.clone(),
             namespace: namespace.clone(),
@@ -62,16 +73,29 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
                 .map(str::to_string),
             pull_secrets: secret_names(spec),
             offset,
-            images,
+            containers,
         });
     }
+}
+
+/// Where a pod spec starts in the file (its first key): what identifies the pod.
+fn pod_offset(w: &Walk, spec: &Node) -> usize {
+    spec.as_map()
+        .and_then(|m| m.first())
+        .and_then(|(k, _)| k.as_scalar())
+        .map_or(0, |k| w.span(k).0.start)
+}
+
+/// Whether a map is a pod spec (holds a `containers` list).
+fn is_pod_spec(node: &Node) -> bool {
+    node.get("containers").and_then(Node::as_seq).is_some()
 }
 
 /// Maps holding a `containers` list: pod specs, wherever the workload nests them.
 fn pod_specs<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
     match node {
         Node::Map(_) => {
-            if node.get("containers").and_then(Node::as_seq).is_some() {
+            if is_pod_spec(node) {
                 out.push(node);
             }
             node.entries()
@@ -95,12 +119,22 @@ fn secret_names(node: &Node) -> Vec<String> {
 
 /// A piece of a manifest without `apiVersion`/`kind` (a pod spec in a JCasC template).
 pub(super) fn scan_fragment(w: &mut Walk, doc: &Node) {
-    walk(w, "", doc, &mut Path::new());
+    let pod = w.pod;
+    walk(w, "", doc, &mut Path::new(), pod);
 }
 
-fn walk(w: &mut Walk, owner: &str, node: &Node, path: &mut Path) {
+/// `pod` is the pod the node belongs to: the enclosing Jenkins template's, else the nearest pod
+/// spec's.
+fn walk(w: &mut Walk, owner: &str, node: &Node, path: &mut Path, pod: Option<PodRef>) {
     match node {
         Node::Map(_) => {
+            let pod = match pod {
+                None if is_pod_spec(node) => Some(PodRef {
+                    kind: PodKind::Workload,
+                    offset: pod_offset(w, node),
+                }),
+                pod => pod,
+            };
             for (key, value) in node.entries() {
                 // Labels and annotations (a last-applied-configuration copy included) are
                 // descriptions of the object, never something it pulls.
@@ -110,24 +144,29 @@ fn walk(w: &mut Walk, owner: &str, node: &Node, path: &mut Path) {
                 path.push_key(key);
                 match value {
                     Node::Seq(items) if CONTAINER_LISTS.contains(&key) => {
+                        let role = match key {
+                            "initContainers" => ContainerRole::Init,
+                            "ephemeralContainers" => ContainerRole::Ephemeral,
+                            _ => ContainerRole::Regular,
+                        };
                         for (i, item) in items.iter().enumerate() {
                             path.push_item(i, item.str_at("name"));
-                            container(w, owner, item, path);
+                            container(w, owner, item, path, pod, role);
                             path.pop();
                         }
                     }
                     Node::Map(_) if CONTAINER_MAPS.contains(&key) => {
-                        container(w, owner, value, path)
+                        container(w, owner, value, path, pod, ContainerRole::Regular)
                     }
                     Node::Seq(items) if key == "params" || key == "parameters" => {
                         parameters(w, owner, items, path);
-                        walk(w, owner, value, path);
+                        walk(w, owner, value, path, pod);
                     }
                     Node::Scalar(s) if key == "image" && path.is_key_path(&["spec", "image"]) => {
                         let context = w.context(owner, path);
                         w.value(s, Kind::Literal, Source::Kubernetes, context);
                     }
-                    _ => walk(w, owner, value, path),
+                    _ => walk(w, owner, value, path, pod),
                 }
                 path.pop();
             }
@@ -135,7 +174,7 @@ fn walk(w: &mut Walk, owner: &str, node: &Node, path: &mut Path) {
         Node::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push_item(i, item.str_at("name"));
-                walk(w, owner, item, path);
+                walk(w, owner, item, path, pod);
                 path.pop();
             }
         }
@@ -147,10 +186,28 @@ fn walk(w: &mut Walk, owner: &str, node: &Node, path: &mut Path) {
 }
 
 /// A container (or Argo/Tekton step): its image, image flags in its command line, `*_IMAGE` env.
-fn container(w: &mut Walk, owner: &str, c: &Node, path: &mut Path) {
+/// Only `image` is pulled by the container itself; the images in its flags and env are pulled
+/// by whatever the operator creates, so they carry no container.
+fn container(
+    w: &mut Walk,
+    owner: &str,
+    c: &Node,
+    path: &mut Path,
+    pod: Option<PodRef>,
+    role: ContainerRole,
+) {
     if let Some(Node::Scalar(s)) = c.get("image") {
         let context = w.context(owner, &path.key("image"));
-        w.value(s, Kind::Literal, Source::Kubernetes, context);
+        if let Some(f) = w.value(s, Kind::Literal, Source::Kubernetes, context) {
+            f.site = Site {
+                pod,
+                container: Some(Container {
+                    name: c.str_at("name").map(str::to_string),
+                    role,
+                }),
+                ..Site::default()
+            };
+        }
     }
     for key in ["command", "args"] {
         if let Some(items) = c.get(key).and_then(Node::as_seq) {

@@ -18,8 +18,8 @@ mod tree;
 use std::collections::HashSet;
 use std::ops::Range;
 
-use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
-pub(crate) use jcasc::pod_yaml_has_jnlp;
+use crate::nested::Nested;
+use crate::{FileReport, Finding, Kind, OffsetMap, Options, PodRef, ScanError, Source};
 pub(crate) use path::Path;
 pub use tree::ALIAS_EXPANSION_LIMIT;
 use tree::YamlErrorKind;
@@ -37,17 +37,22 @@ pub(crate) fn looks_like(base: &str, text: &str) -> bool {
     first.is_some_and(|l| l == "---" || l.starts_with("apiVersion:") || l.starts_with("services:"))
 }
 
-/// Scan a whole YAML file (possibly many documents).
-pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
+/// Scan a whole YAML file (possibly many documents); `budget` is the file's, `nested` scans the
+/// pipelines its strings hold.
+pub(crate) fn scan_file(
+    text: &str,
+    budget: &AliasBudget,
+    nested: &dyn Nested,
+    out: &mut FileReport,
+) {
     let templated_file = text.contains("{{");
-    let budget = AliasBudget::new();
     for chunk in documents(text) {
         let body = &text[chunk.clone()];
         if is_crd(body) {
             // A CustomResourceDefinition only describes fields; its "image" properties are schema.
             continue;
         }
-        let (docs, err) = tree::parse(body, &budget);
+        let (docs, err) = tree::parse(body, budget);
         if let Some(err) = err {
             if templated_file && err.kind == YamlErrorKind::Syntax {
                 // A Helm template before rendering: report what its image keys say, as written.
@@ -64,8 +69,9 @@ pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
             body,
             OffsetMap::shifted(chunk.start),
             String::new(),
-            opts,
-            &budget,
+            budget,
+            nested,
+            None,
             out,
         );
         docs.iter().for_each(|d| walk.document(d, false));
@@ -73,17 +79,27 @@ pub(crate) fn scan_file(text: &str, opts: &Options, out: &mut FileReport) {
 }
 
 /// Scan YAML embedded in another document (pod YAML in a Jenkinsfile): `map` maps offsets in
-/// `text` to the file, `context` is prefixed to every finding's context, `budget` is the file's.
+/// `text` to the file, `context` is prefixed to every finding's context, `budget` is the file's,
+/// `pod` the Jenkins pod template the YAML describes, if any.
 pub(crate) fn scan_embedded(
     text: &str,
     map: &OffsetMap,
     context: &str,
-    opts: &Options,
+    pod: Option<PodRef>,
     budget: &AliasBudget,
+    nested: &dyn Nested,
     out: &mut FileReport,
 ) {
     let docs = parse_embedded(text, map, budget, out);
-    let mut walk = Walk::new(text, map.clone(), context.to_string(), opts, budget, out);
+    let mut walk = Walk::new(
+        text,
+        map.clone(),
+        context.to_string(),
+        budget,
+        nested,
+        pod,
+        out,
+    );
     docs.iter().for_each(|d| walk.document(d, true));
 }
 
@@ -193,6 +209,11 @@ pub(crate) struct Walk<'a> {
     pub prefix: String,
     pub opts: &'a Options,
     pub budget: &'a AliasBudget,
+    /// Scans pipelines held in strings.
+    pub nested: &'a dyn Nested,
+    /// The Jenkins pod template this document describes (pod YAML in a template), whose pod
+    /// its containers belong to; set by the JCasC reader around a template's `yaml:`.
+    pub pod: Option<PodRef>,
     pub out: &'a mut FileReport,
     /// Strings already scanned as embedded documents. An aliased string is one shared node
     /// reached again: its findings are the same bytes, and scanning it once per alias would let
@@ -205,16 +226,19 @@ impl<'a> Walk<'a> {
         text: &'a str,
         map: OffsetMap,
         prefix: String,
-        opts: &'a Options,
         budget: &'a AliasBudget,
+        nested: &'a dyn Nested,
+        pod: Option<PodRef>,
         out: &'a mut FileReport,
     ) -> Self {
         Walk {
             text,
             map,
             prefix,
-            opts,
+            opts: nested.options(),
             budget,
+            nested,
+            pod,
             out,
             embedded_seen: HashSet::new(),
         }
@@ -261,16 +285,19 @@ impl<'a> Walk<'a> {
         )
     }
 
-    /// Report a scalar's value as an image (or templated text); nothing if it is neither.
-    pub fn value(&mut self, s: &Scalar, kind: Kind, source: Source, context: String) -> bool {
+    /// Report a scalar's value as an image (or templated text); nothing if it is neither. The
+    /// finding is returned so the caller can say where it sits ([`crate::Site`]).
+    pub fn value(
+        &mut self,
+        s: &Scalar,
+        kind: Kind,
+        source: Source,
+        context: String,
+    ) -> Option<&mut Finding> {
         let (span, exact) = self.span(s);
-        match Finding::from_value(&s.value, span, exact, kind, source, context) {
-            Some(f) => {
-                self.out.findings.push(f);
-                true
-            }
-            None => false,
-        }
+        let f = Finding::from_value(&s.value, span, exact, kind, source, context)?;
+        self.out.findings.push(f);
+        self.out.findings.last_mut()
     }
 
     pub fn push(&mut self, f: Finding) {
@@ -288,12 +315,22 @@ impl<'a> Walk<'a> {
         }
         let map = self.map.compose(&s.value_map(self.text));
         let prefix = format!("{context} › ");
-        if crate::groovy::looks_like_pipeline(&s.value) {
-            crate::groovy::scan(&s.value, &map, &prefix, self.opts, self.budget, self.out);
+        if self
+            .nested
+            .pipeline(&s.value, &map, &prefix, self.pod, self.out)
+        {
             return;
         }
         let docs = parse_embedded(&s.value, &map, self.budget, self.out);
-        let mut inner = Walk::new(&s.value, map, prefix, self.opts, self.budget, self.out);
+        let mut inner = Walk::new(
+            &s.value,
+            map,
+            prefix,
+            self.budget,
+            self.nested,
+            self.pod,
+            self.out,
+        );
         docs.iter().for_each(|d| inner.document(d, true));
     }
 }
@@ -315,7 +352,7 @@ impl Walk<'_> {
         source: Source,
         context: String,
         missing_tag_is_templated: bool,
-    ) {
+    ) -> Option<&mut Finding> {
         use crate::PartRole::*;
         let value = |role| {
             parts
@@ -324,9 +361,7 @@ impl Walk<'_> {
                 .map(|(_, s)| s.value.trim())
                 .filter(|v| !v.is_empty())
         };
-        let Some(repository) = value(Repository).or_else(|| value(Selector)) else {
-            return;
-        };
+        let repository = value(Repository).or_else(|| value(Selector))?;
         let mut image = String::new();
         if let Some(registry) = value(GlobalRegistry).or_else(|| value(Registry)) {
             image.push_str(registry.trim_end_matches('/'));
@@ -354,7 +389,7 @@ impl Walk<'_> {
             } else {
                 match imgref::Reference::parse(&image) {
                     Ok(r) => (Kind::Composed, Some(r)),
-                    Err(_) => return,
+                    Err(_) => return None,
                 }
             };
         let parts = parts
@@ -382,7 +417,9 @@ impl Walk<'_> {
             context,
             parts,
             insertion: None,
+            site: crate::Site::default(),
         });
+        self.out.findings.last_mut()
     }
 }
 

@@ -1,7 +1,12 @@
-//! The mapping from a public image to its name in the private registry. Every verb that names an
-//! image in the private registry (rewrite, push, mirror, webhook, audit) goes through
-//! [`Mapping::map`], so two code paths can never disagree about where an image lives — the bug
-//! that made k0s keep `quay.io` for one component while every other honoured its repository.
+//! The one mapping from a public image to its name in the private registry, usable on a bare
+//! [`imgref::Reference`] (no file, no span); depends on `imgref` only and must never depend on
+//! discovery, YAML, HTTP or the file system, so the webhook and the registry can link it alone.
+//!
+//! Every verb that names an image in the private registry (rewrite, push, mirror, webhook, audit)
+//! goes through [`Mapping::map`], so two code paths can never disagree about where an image
+//! lives — the bug that made k0s keep `quay.io` for one component while every other honoured its
+//! repository. What k0s itself pulls under `spec.images.repository` is a different, textual rule;
+//! it lives here too, as [`k0s_pulls`], so the two are written once and side by side.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,8 +16,10 @@ use imgref::Reference;
 /// How the source registry appears under the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// k0s's `images.repository` rule on the normalised reference: the host is replaced
+    /// k0s's `images.repository` rule applied to the normalised reference: the host is replaced
     /// (`quay.io/k0sproject/coredns` → `R/k0sproject/coredns`, `nginx` → `R/library/nginx`).
+    /// Working on the normalised name is what keeps `nginx` and `docker.io/library/nginx` one
+    /// image; k0s itself works on the text (see [`k0s_pulls`]).
     #[default]
     ReplaceHost,
     /// The source host is nested under the target (`R/quay.io/k0sproject/coredns`); never collides.
@@ -254,6 +261,41 @@ fn host_component(host: &str) -> String {
         .replace(':', "_")
 }
 
+/// The image k0s pulls for a `spec.images.*` entry when `spec.images.repository` is `repository`.
+///
+/// This is k0s's own rule, not [`Mode::ReplaceHost`]: k0s works on the image text as written
+/// (`overrideRepository` and `getHostName` in k0sproject/k0s `pkg/apis/k0s/v1beta1/images.go`).
+/// When the first path segment is a host (it has a `.` or a `:`, or is `localhost`), that host
+/// is replaced by `repository`; otherwise `repository/` is put in front. So k0s's documented
+/// `repository: my.registry` turns `quay.io/k0sproject/coredns` into
+/// `my.registry/k0sproject/coredns`, like the Mapping, but `nginx` into `my.registry/nginx`,
+/// where the Mapping (which works on the normalised name) gives `my.registry/library/nginx`.
+/// An image already under the repository is not special to k0s: with a repository that has a
+/// path, `my.registry/mirror/x` becomes `my.registry/mirror/mirror/x`, and so it is here.
+/// Tag and digest are kept. A trailing `/` on `repository` is ignored.
+///
+/// ```
+/// let r = |s: &str| imgref::Reference::parse(s).unwrap();
+/// let k0s = mapping::k0s_pulls(&r("quay.io/k0sproject/coredns:1.7.0"), "my.registry").unwrap();
+/// assert_eq!(k0s.as_str(), "my.registry/k0sproject/coredns:1.7.0");
+/// let k0s = mapping::k0s_pulls(&r("nginx:1.27"), "my.registry").unwrap();
+/// assert_eq!(k0s.as_str(), "my.registry/nginx:1.27");
+/// ```
+pub fn k0s_pulls(image: &Reference, repository: &str) -> Result<Reference, MappingError> {
+    let repository = repository.trim().trim_end_matches('/');
+    let written = image.as_str();
+    // imgref's domain is distribution's rule, the same test k0s's getHostName makes.
+    let pulled = match image.domain() {
+        Some(host) => format!("{repository}{}", &written[host.len()..]),
+        None => format!("{repository}/{written}"),
+    };
+    Reference::parse(&pulled).map_err(|e| MappingError::Unmappable {
+        source_ref: written.to_string(),
+        target: pulled.clone(),
+        reason: e.to_string(),
+    })
+}
+
 impl fmt::Display for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
@@ -473,5 +515,91 @@ mod tests {
             Mapping::new("r.local", Mode::ReplaceHost, rules),
             Err(MappingError::BadRule { index: 0, .. })
         ));
+    }
+
+    /// k0s's own defaults (`k0s config create`, `pkg/constant`) and the documented
+    /// `repository: my.registry` example, through both rules: they agree wherever the image names
+    /// its host, and differ only on Docker Hub's implicit `library/`.
+    #[test]
+    fn k0s_pulls_follows_k0s_and_the_mapping_differs_only_on_docker_hub_names() {
+        let m = Mapping::new("my.registry", Mode::ReplaceHost, vec![]).unwrap();
+        let both = |s: &str| {
+            (
+                k0s_pulls(&r(s), "my.registry").unwrap().to_string(),
+                m.map(&r(s)).unwrap().to_string(),
+            )
+        };
+        for (written, pulled) in [
+            (
+                "quay.io/k0sproject/coredns:1.7.0",
+                "my.registry/k0sproject/coredns:1.7.0",
+            ),
+            (
+                "quay.io/k0sproject/apiserver-network-proxy-agent:v0.31.0",
+                "my.registry/k0sproject/apiserver-network-proxy-agent:v0.31.0",
+            ),
+            (
+                "registry.k8s.io/metrics-server/metrics-server:v0.7.2",
+                "my.registry/metrics-server/metrics-server:v0.7.2",
+            ),
+            ("registry.k8s.io/pause:3.9", "my.registry/pause:3.9"),
+            (
+                "docker.io/calico/cni:v3.24.5",
+                "my.registry/calico/cni:v3.24.5",
+            ),
+            ("calico/cni:v3.24.5", "my.registry/calico/cni:v3.24.5"),
+            ("localhost/k0s/x:1", "my.registry/k0s/x:1"),
+        ] {
+            assert_eq!(both(written), (pulled.into(), pulled.into()), "{written}");
+        }
+        // The one place they part: k0s prepends to the text, the Mapping works on the name.
+        assert_eq!(
+            both("nginx:1.27"),
+            (
+                "my.registry/nginx:1.27".into(),
+                "my.registry/library/nginx:1.27".into()
+            )
+        );
+        assert_eq!(
+            both("docker.io/library/nginx:1.27"),
+            (
+                "my.registry/library/nginx:1.27".into(),
+                "my.registry/library/nginx:1.27".into()
+            )
+        );
+    }
+
+    #[test]
+    fn k0s_pulls_replaces_the_written_host_and_keeps_tag_and_digest() {
+        let d = "sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580";
+        let k = |s: &str, repo: &str| k0s_pulls(&r(s), repo).unwrap().to_string();
+        assert_eq!(
+            k(&format!("quay.io:443/a/b:1@{d}"), "r.local:5000/"),
+            format!("r.local:5000/a/b:1@{d}")
+        );
+        assert_eq!(
+            k("registry.corp.local:5000/x:1", "registry.corp.local:5000"),
+            "registry.corp.local:5000/x:1"
+        );
+        // k0s does not look for the repository in the image: a path in it is applied again.
+        assert_eq!(
+            k("my.registry/mirror/x:1", "my.registry/mirror"),
+            "my.registry/mirror/mirror/x:1"
+        );
+        assert!(matches!(
+            k0s_pulls(&r("nginx"), "Bad Host"),
+            Err(MappingError::Unmappable { .. })
+        ));
+    }
+
+    /// The webhook's case: one bare reference, no file, no finding.
+    #[test]
+    fn map_works_on_a_bare_reference() {
+        let m = Mapping::new("registry.corp.local:5000/mirror", Mode::KeepHost, vec![]).unwrap();
+        let bare = Reference::parse("ghcr.io/fluxcd/source-controller:v1.4.1").unwrap();
+        assert_eq!(
+            m.map(&bare).unwrap().as_str(),
+            "registry.corp.local:5000/mirror/ghcr.io/fluxcd/source-controller:v1.4.1"
+        );
     }
 }
