@@ -20,7 +20,11 @@ pub fn run(args: &MirrorArgs) -> anyhow::Result<Exit> {
             .unwrap_or(imgref::DEFAULT_TAG);
         jobs.push((
             i.source(&client),
-            oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(tag)),
+            oci_transfer::Endpoint::registry(
+                &client,
+                oci_client::Repo::from_reference(&target),
+                Some(tag),
+            ),
         ));
     }
     crate::registry::runtime()?.block_on(async {

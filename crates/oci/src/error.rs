@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, InvalidDigest};
 
 /// Everything that can go wrong talking to a registry, reading a layout or moving an image.
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +85,10 @@ pub enum Error {
     Network {
         /// Request URL.
         url: String,
-        /// The transport error.
+        /// The transport error (the HTTP client's own type, boxed so that this crate does
+        /// not link the HTTP client).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// Retries exhausted on 5xx / 429.
@@ -223,8 +224,15 @@ pub enum Error {
     },
 }
 
+impl From<InvalidDigest> for Error {
+    fn from(e: InvalidDigest) -> Error {
+        Error::InvalidDigest { digest: e.digest }
+    }
+}
+
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
             source,

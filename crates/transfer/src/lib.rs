@@ -9,7 +9,7 @@
 //! failing image does not stop the others ([`Transfer::copy_many`]).
 //!
 //! Hostile sources: indexes are followed at most
-//! [`MAX_INDEX_DEPTH`](crate::manifest::MAX_INDEX_DEPTH) levels down (so the recursion, and the
+//! [`MAX_INDEX_DEPTH`](oci::manifest::MAX_INDEX_DEPTH) levels down (so the recursion, and the
 //! stack, stay bounded), and each manifest of an image is read and written once however many
 //! times its parents list it.
 
@@ -21,11 +21,12 @@ use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt, try_join_all};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::client::{BlobStream, Client, MONOLITHIC_MAX, MountResult, Repo};
-use crate::digest::Digest;
-use crate::error::Error;
-use crate::layout::Layout;
-use crate::manifest::{Descriptor, Parsed, Platform, check_index_depth, is_index};
+use oci::BlobStream;
+use oci::digest::Digest;
+use oci::error::Error;
+use oci::manifest::{Descriptor, Parsed, Platform, check_index_depth, is_index};
+use oci_client::{Client, MONOLITHIC_MAX, MountResult, Repo};
+use oci_store::Layout;
 
 /// One side of a copy.
 #[derive(Clone)]
@@ -310,7 +311,7 @@ impl Transfer {
     /// Copies one image from `src` to `dst`.
     ///
     /// The whole copy, referrers and retries included, runs within the image budget of the
-    /// registry client involved ([`Timeouts::image`](crate::client::Timeouts)): a registry that
+    /// registry client involved ([`Timeouts::image`](oci_client::Timeouts)): a registry that
     /// trickles bytes forever costs one budget, not the run.
     pub async fn copy(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
         let work = async {
@@ -324,7 +325,7 @@ impl Transfer {
             Endpoint::Layout { .. } => None,
         });
         let r = match budget {
-            Some(budget) => crate::client::within_budget(&src.to_string(), budget, work).await,
+            Some(budget) => oci_client::within_budget(&src.to_string(), budget, work).await,
             None => work.await,
         };
         let c = if r.is_ok() {
@@ -393,7 +394,7 @@ impl Transfer {
                 )
                 .await?;
                 manifests.push((None, digest.clone()));
-                Ok(CopiedImage {
+                Ok::<_, Error>(CopiedImage {
                     source_digest: digest.clone(),
                     media_type,
                     target_digest: Some(digest),
@@ -486,7 +487,7 @@ impl Transfer {
 
     /// Copies a child manifest (and everything under it) by digest, once per image however
     /// often it is listed. `depth` counts the manifests above it; past
-    /// [`MAX_INDEX_DEPTH`](crate::manifest::MAX_INDEX_DEPTH) the image is refused, which also
+    /// [`MAX_INDEX_DEPTH`](oci::manifest::MAX_INDEX_DEPTH) the image is refused, which also
     /// bounds this recursion.
     fn copy_child<'a>(
         &'a self,
@@ -715,7 +716,7 @@ impl Transfer {
         // target's retry policy, so attempts never multiply.
         let policy = match dst {
             Endpoint::Registry { client, .. } => client.options().retry.clone(),
-            Endpoint::Layout { .. } => crate::client::RetryPolicy {
+            Endpoint::Layout { .. } => oci_client::RetryPolicy {
                 attempts: 1,
                 ..Default::default()
             },
@@ -745,7 +746,7 @@ impl Transfer {
                     }
                     return Ok(());
                 }
-                Err(e) if streamed => tries.failed(e.into()).await?,
+                Err(e) if streamed => tries.failed_with(e).await?,
                 Err(e) => return Err(e),
             }
         }

@@ -29,13 +29,12 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 
-use crate::client::blob::{BlobStream, file_stream, verify_stream};
-use crate::digest::{Digest, Hasher};
-use crate::error::Error;
-use crate::manifest::{
-    Descriptor, IndexDocument, MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME_ANNOTATION,
-    check_manifest_size,
+use oci::digest::{Digest, Hasher};
+use oci::error::Error;
+use oci::manifest::{
+    Descriptor, IndexDocument, MAX_MANIFEST_BYTES, REF_NAME_ANNOTATION, check_manifest_size,
 };
+use oci::stream::{BlobStream, verify_stream};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 static PARTIAL_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -364,18 +363,6 @@ impl Layout {
     }
 }
 
-impl IndexDocument {
-    /// An empty OCI index.
-    pub fn empty() -> IndexDocument {
-        IndexDocument {
-            schema_version: 2,
-            media_type: Some(OCI_INDEX.to_string()),
-            manifests: Vec::new(),
-            annotations: None,
-        }
-    }
-}
-
 /// A blob being written into a [`Layout`]; hashes what passes through (unless the source
 /// verifies itself, see [`BlobWriter::source_verifies`]).
 pub struct BlobWriter {
@@ -574,4 +561,26 @@ pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error>
         return Err(Error::io(path, e));
     }
     Ok(())
+}
+
+/// Reads a file as a stream of 256 KiB chunks.
+pub async fn file_stream(path: &std::path::Path) -> Result<BlobStream, Error> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, e))?;
+    let path = path.to_path_buf();
+    let s = futures_util::stream::unfold(Some(file), move |file| {
+        let path = path.clone();
+        async move {
+            let mut file = file?;
+            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+            match file.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+                Err(e) => Some((Err(Error::io(&path, e)), None)),
+            }
+        }
+    });
+    Ok(Box::pin(s))
 }
