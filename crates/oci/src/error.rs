@@ -202,6 +202,33 @@ pub enum Error {
         target: String,
     },
 
+    /// A byte range outside a blob (a registry answers 416).
+    #[error("range {start}..{end} of blob {digest} is outside its {size} bytes")]
+    RangeNotSatisfiable {
+        /// The blob.
+        digest: Digest,
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// The blob's size.
+        size: u64,
+    },
+
+    /// A repository and tag that name different images in a layout (two full names, from two
+    /// registries, with the same repository path and tag): serving either would be a guess.
+    #[error("{repository}:{tag} is ambiguous in layout {path}: {}", names.join(", "), path = path.display())]
+    AmbiguousTag {
+        /// The layout directory.
+        path: PathBuf,
+        /// The repository asked for.
+        repository: String,
+        /// The tag asked for.
+        tag: String,
+        /// The full names that match, with different digests.
+        names: Vec<String>,
+    },
+
     /// A platform filter matched nothing in an index.
     #[error("no manifest in {image} matches platforms {platforms}")]
     NoMatchingPlatform {

@@ -4,6 +4,8 @@
 
 pub mod archive;
 pub mod layout;
+pub mod store;
 
 pub use archive::{Compression, read_archive, write_archive};
 pub use layout::{BlobWriter, Layout};
+pub use store::{BlobRange, Store, split_ref_name};
