@@ -151,7 +151,7 @@ impl Attempts<'_> {
         Ok(())
     }
 
-    /// [`failed`](Self::failed) for a caller outside the client (the transfer engine restarting
+    /// Records a failed attempt, for a caller outside the client (the transfer engine restarting
     /// a streamed upload): the error, with no `Retry-After` known.
     pub async fn failed_with(&mut self, error: Error) -> Result<(), Error> {
         self.failed(error.into()).await

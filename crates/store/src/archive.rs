@@ -6,7 +6,7 @@
 //! at a guessable name is never written through. Reading verifies every blob against its digest
 //! while extracting (streaming, never buffered whole) and merges into a (possibly existing)
 //! layout, skipping blobs it already holds; `index.json` is held to
-//! [`MAX_MANIFEST_BYTES`](oci::manifest::MAX_MANIFEST_BYTES) whatever its tar header claims.
+//! [`MAX_MANIFEST_BYTES`] whatever its tar header claims.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};

@@ -1,6 +1,7 @@
 //! The transfer engine: copies images (a manifest, or an index with every platform, recursively)
 //! from any [`ImageSource`] to any [`ImageDestination`] — a registry, a [`Layout`] (and through
-//! it an archive). Depends on the client and the store; a registry server must not need it.
+//! it an archive). Depends on the client and the store, never on discovery, rewriting or
+//! policy; a registry server must not need it (it links the HTTP client).
 //!
 //! Guarantees: a blob the target already has is never sent again (HEAD / file check first, so a
 //! rerun after an interruption resumes where it stopped); same-registry copies try a
