@@ -54,7 +54,7 @@ impl RegistryArgs {
     /// A client; `target` is the registry (host[:port]) that unscoped `--creds` belong to.
     /// Credentials are only ever sent to the registry they are for: a private registry's
     /// password must not travel to Docker Hub with a pull.
-    pub fn client(&self, target: Option<&str>) -> anyhow::Result<oci::Client> {
+    pub fn client(&self, target: Option<&str>) -> anyhow::Result<oci_client::Client> {
         let mut host_creds = std::collections::HashMap::new();
         if let Some(value) = &self.creds {
             let (host, user_pass) = match (scoped_host(value), target) {
@@ -64,27 +64,27 @@ impl RegistryArgs {
                     anyhow::bail!("--creds: name the registry they are for, HOST=USER:PASSWORD")
                 }
             };
-            let cred = oci::Credential::from_user_pass(user_pass)
+            let cred = oci_client::Credential::from_user_pass(user_pass)
                 .context("--creds: write it as [HOST=]USER:PASSWORD")?;
             host_creds.insert(host, cred);
         }
-        let opts = oci::ClientOptions {
+        let opts = oci_client::ClientOptions {
             insecure_hosts: self.insecure.clone(),
             ca_file: self.ca_file.clone(),
             host_creds,
             max_concurrency: self.concurrency.max(1),
-            retry: oci::client::RetryPolicy {
+            retry: oci_client::RetryPolicy {
                 attempts: self.attempts,
                 ..Default::default()
             },
-            timeouts: oci::client::Timeouts {
+            timeouts: oci_client::Timeouts {
                 connect: self.connect_timeout,
                 idle: self.idle_timeout,
                 image: self.image_timeout,
             },
-            ..oci::ClientOptions::default()
+            ..oci_client::ClientOptions::default()
         };
-        Ok(oci::Client::new(opts)?)
+        Ok(oci_client::Client::new(opts)?)
     }
 }
 
@@ -157,10 +157,10 @@ pub struct Image {
 
 impl Image {
     /// The source endpoint: at the locked digest when there is one, else at the tag.
-    pub fn source(&self, client: &oci::Client) -> oci::Endpoint {
+    pub fn source(&self, client: &oci_client::Client) -> oci_transfer::Endpoint {
         let r = &self.reference;
         let at = self.digest.as_deref().unwrap_or(r.pull_address());
-        oci::Endpoint::registry(client, oci::Repo::from_reference(r), Some(at))
+        oci_transfer::Endpoint::registry(client, oci_client::Repo::from_reference(r), Some(at))
     }
 
     /// The name the image gets in a layout (`org.opencontainers.image.ref.name`).

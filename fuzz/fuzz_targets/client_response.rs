@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oci::auth::{Challenge, parse_challenge, parse_token_response};
-use oci::client::{parse_error_detail, parse_retry_after};
+use oci_client::auth::{Challenge, parse_challenge, parse_token_response};
+use oci_client::{parse_error_detail, parse_retry_after};
 use oci::manifest::{MANIFEST_MEDIA_TYPES, Parsed};
 
 fuzz_target!(|data: &[u8]| {

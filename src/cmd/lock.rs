@@ -47,7 +47,7 @@ pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
 }
 
 async fn resolve_all(
-    client: &oci::Client,
+    client: &oci_client::Client,
     refs: &BTreeSet<imgref::Reference>,
 ) -> Vec<anyhow::Result<Locked>> {
     let tasks: Vec<_> = refs
@@ -68,8 +68,10 @@ async fn resolve_all(
 }
 
 /// One reference: its manifest or index digest, and for an index every platform's manifest.
-async fn resolve(client: &oci::Client, r: &imgref::Reference) -> anyhow::Result<Locked> {
-    let resolved = oci::resolve(client, &oci::Repo::from_reference(r), r.pull_address()).await?;
+async fn resolve(client: &oci_client::Client, r: &imgref::Reference) -> anyhow::Result<Locked> {
+    let resolved =
+        oci_transfer::resolve(client, &oci_client::Repo::from_reference(r), r.pull_address())
+            .await?;
     let platforms = resolved
         .platforms
         .iter()

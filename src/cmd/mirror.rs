@@ -16,7 +16,11 @@ pub fn run(args: &MirrorArgs) -> anyhow::Result<Exit> {
         let to = target.push_address();
         jobs.push((
             i.source(&client),
-            oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(to)),
+            oci_transfer::Endpoint::registry(
+                &client,
+                oci_client::Repo::from_reference(&target),
+                Some(to),
+            ),
         ));
     }
     crate::registry::runtime()?.block_on(async {

@@ -31,16 +31,16 @@ pub fn run(args: &PackArgs) -> anyhow::Result<Exit> {
             .map(|i| {
                 (
                     i.source(&client),
-                    oci::Endpoint::layout(&layout, Some(&i.name())),
+                    oci_transfer::Endpoint::layout(&layout, Some(&i.name())),
                 )
             })
             .collect();
         let (exit, _) = transfer::run(&transfer, jobs, args.transfer.progress).await?;
         if is_archive && exit == Exit::Ok {
-            let size = oci::write_archive(
+            let size = oci_store::write_archive(
                 &layout,
                 &args.output,
-                oci::Compression::from_path(&args.output),
+                oci_store::Compression::from_path(&args.output),
             )
             .await
             .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -123,11 +123,11 @@ fn check_staging_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_or_create(dir: &Path) -> anyhow::Result<oci::Layout> {
+async fn open_or_create(dir: &Path) -> anyhow::Result<oci_store::Layout> {
     let layout = if dir.join("oci-layout").exists() {
-        oci::Layout::open(dir).await
+        oci_store::Layout::open(dir).await
     } else {
-        oci::Layout::create(dir).await
+        oci_store::Layout::create(dir).await
     };
     layout.with_context(|| format!("cannot use {} as an OCI layout", dir.display()))
 }

@@ -23,13 +23,13 @@ pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
                 .prefix("airlock-push-")
                 .tempdir_in(&base)
                 .with_context(|| format!("cannot create a work directory in {}", base.display()))?;
-            let layout = oci::read_archive(source, tmp.path().join("layout"))
+            let layout = oci_store::read_archive(source, tmp.path().join("layout"))
                 .await
                 .with_context(|| format!("cannot read {}", source.display()))?;
             _unpacked = Some(tmp);
             layout
         } else {
-            oci::Layout::open(source)
+            oci_store::Layout::open(source)
                 .await
                 .with_context(|| format!("{} is not an OCI layout", source.display()))?
         };
@@ -45,9 +45,12 @@ pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
             };
             let target = mapping.map(&reference)?;
             let to = target.push_address();
-            let dst =
-                oci::Endpoint::registry(&client, oci::Repo::from_reference(&target), Some(to));
-            jobs.push((oci::Endpoint::layout(&layout, Some(name)), dst));
+            let dst = oci_transfer::Endpoint::registry(
+                &client,
+                oci_client::Repo::from_reference(&target),
+                Some(to),
+            );
+            jobs.push((oci_transfer::Endpoint::layout(&layout, Some(name)), dst));
         }
         anyhow::ensure!(
             !jobs.is_empty(),

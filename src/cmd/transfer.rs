@@ -41,12 +41,12 @@ pub enum Progress {
 }
 
 impl TransferArgs {
-    pub fn transfer(&self, concurrency: usize) -> anyhow::Result<oci::Transfer> {
-        Ok(oci::Transfer::new(oci::TransferOptions {
+    pub fn transfer(&self, concurrency: usize) -> anyhow::Result<oci_transfer::Transfer> {
+        Ok(oci_transfer::Transfer::new(oci_transfer::TransferOptions {
             platforms: self.platforms.clone(),
             concurrency: concurrency.max(1),
             referrers: !self.no_referrers,
-            ..oci::TransferOptions::default()
+            ..oci_transfer::TransferOptions::default()
         }))
     }
 }
@@ -66,16 +66,16 @@ struct ImageLine<'a> {
 
 #[derive(Serialize)]
 struct Summary {
-    summary: oci::Stats,
+    summary: oci_transfer::Stats,
     seconds: f64,
 }
 
 /// Run the jobs and report; one failing image does not stop the others.
 pub async fn run(
-    transfer: &oci::Transfer,
-    jobs: Vec<(oci::Endpoint, oci::Endpoint)>,
+    transfer: &oci_transfer::Transfer,
+    jobs: Vec<(oci_transfer::Endpoint, oci_transfer::Endpoint)>,
     progress: Progress,
-) -> anyhow::Result<(Exit, Vec<oci::ImageResult>)> {
+) -> anyhow::Result<(Exit, Vec<oci_transfer::ImageResult>)> {
     let total = jobs.len();
     let started = Instant::now();
     let live = progress == Progress::Auto && std::io::stderr().is_terminal();
@@ -169,7 +169,7 @@ pub async fn run(
     Ok((exit, results))
 }
 
-fn show_live(stats: &oci::Stats, total: usize, started: Instant) {
+fn show_live(stats: &oci_transfer::Stats, total: usize, started: Instant) {
     let done = stats.images_ok + stats.images_failed;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     let rate = stats.bytes_moved as f64 / secs;

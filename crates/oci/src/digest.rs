@@ -9,7 +9,15 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::Error;
+/// A string that is not a `sha256:<64 hex>` digest. Its own type so that this module needs
+/// nothing from [`crate::error`] (which names digests); it converts into
+/// [`Error::InvalidDigest`](crate::Error::InvalidDigest).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest {digest:?} (only sha256:<64 hex> is supported)")]
+pub struct InvalidDigest {
+    /// The text that failed to parse.
+    pub digest: String,
+}
 
 /// A validated `sha256:<64 lower-case hex>` digest.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,8 +25,8 @@ pub struct Digest(String);
 
 impl Digest {
     /// Parses `sha256:<hex>`; other algorithms are refused because they could not be verified.
-    pub fn parse(s: &str) -> Result<Digest, Error> {
-        let invalid = || Error::InvalidDigest {
+    pub fn parse(s: &str) -> Result<Digest, InvalidDigest> {
+        let invalid = || InvalidDigest {
             digest: s.to_string(),
         };
         let hex = s.strip_prefix("sha256:").ok_or_else(invalid)?;
@@ -58,8 +66,8 @@ impl fmt::Display for Digest {
 }
 
 impl FromStr for Digest {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Digest, Error> {
+    type Err = InvalidDigest;
+    fn from_str(s: &str) -> Result<Digest, InvalidDigest> {
         Digest::parse(s)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, InvalidDigest};
 
 /// Everything that can go wrong talking to a registry, reading a layout or moving an image.
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +85,10 @@ pub enum Error {
     Network {
         /// Request URL.
         url: String,
-        /// The transport error.
+        /// The transport error (the HTTP client's own type, boxed so that this crate does
+        /// not link the HTTP client).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// Retries exhausted on 5xx / 429.
@@ -201,6 +202,33 @@ pub enum Error {
         target: String,
     },
 
+    /// A byte range outside a blob (a registry answers 416).
+    #[error("range {start}..{end} of blob {digest} is outside its {size} bytes")]
+    RangeNotSatisfiable {
+        /// The blob.
+        digest: Digest,
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// The blob's size.
+        size: u64,
+    },
+
+    /// A repository and tag that name different images in a layout (two full names, from two
+    /// registries, with the same repository path and tag): serving either would be a guess.
+    #[error("{repository}:{tag} is ambiguous in layout {path}: {}", names.join(", "), path = path.display())]
+    AmbiguousTag {
+        /// The layout directory.
+        path: PathBuf,
+        /// The repository asked for.
+        repository: String,
+        /// The tag asked for.
+        tag: String,
+        /// The full names that match, with different digests.
+        names: Vec<String>,
+    },
+
     /// A platform filter matched nothing in an index.
     #[error("no manifest in {image} matches platforms {platforms}")]
     NoMatchingPlatform {
@@ -223,8 +251,15 @@ pub enum Error {
     },
 }
 
+impl From<InvalidDigest> for Error {
+    fn from(e: InvalidDigest) -> Error {
+        Error::InvalidDigest { digest: e.digest }
+    }
+}
+
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
             source,

@@ -1,23 +1,13 @@
-//! Moving container images: a distribution-spec registry [`Client`], an OCI image [`Layout`]
-//! store with tar archives, and the [`transfer`] engine that copies images between them without
-//! ever sending a blob twice or keeping bytes that do not match their digest.
+//! OCI types shared by the client, the store and the transfer engine: [`Digest`], media types,
+//! manifest and index parsing with their size and depth caps, blob stream verification and the
+//! one [`Error`]. Must not depend on an HTTP client, an async runtime or the file system.
 
-pub mod archive;
-pub mod auth;
-pub mod client;
 pub mod digest;
 pub mod error;
-pub mod layout;
 pub mod manifest;
-pub mod transfer;
+pub mod stream;
 
-pub use archive::{Compression, read_archive, write_archive};
-pub use auth::Credential;
-pub use client::{Client, ClientOptions, Manifest, ManifestHead, MountResult, Repo, UploadSession};
-pub use digest::Digest;
+pub use digest::{Digest, InvalidDigest};
 pub use error::{Error, Result};
-pub use layout::{BlobWriter, Layout};
 pub use manifest::{Descriptor, Parsed, Platform};
-pub use transfer::{
-    CopiedImage, Endpoint, ImageResult, Resolved, Stats, Transfer, TransferOptions, resolve,
-};
+pub use stream::{BlobStream, verify_stream};

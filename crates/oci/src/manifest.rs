@@ -268,6 +268,16 @@ pub struct IndexDocument {
 }
 
 impl IndexDocument {
+    /// An empty OCI index.
+    pub fn empty() -> IndexDocument {
+        IndexDocument {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.to_string()),
+            manifests: Vec::new(),
+            annotations: None,
+        }
+    }
+
     /// Parses a layout's `index.json` (size-checked: see [`MAX_MANIFEST_BYTES`]); `what` names
     /// the file in errors.
     pub fn parse(what: &str, bytes: &[u8]) -> Result<IndexDocument, Error> {

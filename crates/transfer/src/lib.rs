@@ -1,5 +1,7 @@
 //! The transfer engine: copies images (a manifest, or an index with every platform, recursively)
-//! between a registry and a registry, a registry and a [`Layout`], or a layout and a registry.
+//! from any [`ImageSource`] to any [`ImageDestination`] — a registry, a [`Layout`] (and through
+//! it an archive). Depends on the client and the store, never on discovery, rewriting or
+//! policy; a registry server must not need it (it links the HTTP client).
 //!
 //! Guarantees: a blob the target already has is never sent again (HEAD / file check first, so a
 //! rerun after an interruption resumes where it stopped); same-registry copies try a
@@ -9,9 +11,11 @@
 //! failing image does not stop the others ([`Transfer::copy_many`]).
 //!
 //! Hostile sources: indexes are followed at most
-//! [`MAX_INDEX_DEPTH`](crate::manifest::MAX_INDEX_DEPTH) levels down (so the recursion, and the
+//! [`MAX_INDEX_DEPTH`](oci::manifest::MAX_INDEX_DEPTH) levels down (so the recursion, and the
 //! stack, stay bounded), and each manifest of an image is read and written once however many
 //! times its parents list it.
+
+pub mod endpoint;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,83 +23,66 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt, try_join_all};
+use oci::digest::Digest;
+use oci::error::Error;
+use oci::manifest::{Descriptor, Parsed, Platform, check_index_depth, is_index};
+use oci_client::{Client, Repo};
+use oci_store::Layout;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::client::{BlobStream, Client, MONOLITHIC_MAX, MountResult, Repo};
-use crate::digest::Digest;
-use crate::error::Error;
-use crate::layout::Layout;
-use crate::manifest::{Descriptor, Parsed, Platform, check_index_depth, is_index};
+pub use endpoint::{
+    BlobOutcome, BlobPut, ImageDestination, ImageSource, LayoutEndpoint, ManifestBytes,
+    RegistryEndpoint,
+};
 
-/// One side of a copy.
+/// One side of a copy, source or destination: any [`ImageSource`] + [`ImageDestination`].
+/// Cheap to clone.
 #[derive(Clone)]
-pub enum Endpoint {
-    /// A repository on a registry. As a source, `reference` is a tag or digest to read; as a
-    /// target it is the tag to write (`None`: push by digest only).
-    Registry {
-        /// The client to use (carries credentials and TLS options).
-        client: Client,
-        /// The repository.
-        repo: Repo,
-        /// Tag or digest.
-        reference: Option<String>,
-    },
-    /// An OCI layout directory; `name` is the `org.opencontainers.image.ref.name`.
-    Layout {
-        /// The layout.
-        layout: Layout,
-        /// Name in `index.json` (`None` as a target: store without naming).
-        name: Option<String>,
-    },
-}
+pub struct Endpoint(Arc<dyn Side>);
+
+/// Both roles at once, so one [`Endpoint`] serves either.
+trait Side: ImageSource + ImageDestination {}
+impl<T: ImageSource + ImageDestination> Side for T {}
 
 impl Endpoint {
-    /// A registry endpoint.
+    /// Any side that can be read and written.
+    pub fn new(side: impl ImageSource + ImageDestination + 'static) -> Endpoint {
+        Endpoint(Arc::new(side))
+    }
+
+    /// A repository on a registry: as a source, `reference` is a tag or digest to read; as a
+    /// target it is the tag to write (`None`: push by digest only).
     pub fn registry(client: &Client, repo: Repo, reference: Option<&str>) -> Endpoint {
-        Endpoint::Registry {
+        Endpoint::new(RegistryEndpoint {
             client: client.clone(),
             repo,
             reference: reference.map(str::to_string),
-        }
+        })
     }
 
-    /// A layout endpoint.
+    /// An OCI layout; `name` is the `org.opencontainers.image.ref.name` (`None` as a target:
+    /// store without naming).
     pub fn layout(layout: &Layout, name: Option<&str>) -> Endpoint {
-        Endpoint::Layout {
+        Endpoint::new(LayoutEndpoint {
             layout: layout.clone(),
             name: name.map(str::to_string),
-        }
+        })
     }
 
-    /// Where a blob lives once stored: a whole registry (any repository can mount it from
-    /// another) or a layout.
-    fn blob_store(&self) -> String {
-        match self {
-            Endpoint::Registry { repo, .. } => format!("r:{}", repo.registry),
-            Endpoint::Layout { layout, .. } => format!("l:{}", layout.root().display()),
-        }
+    /// This side as a source.
+    pub fn source(&self) -> &dyn ImageSource {
+        &*self.0
+    }
+
+    /// This side as a destination.
+    pub fn destination(&self) -> &dyn ImageDestination {
+        &*self.0
     }
 }
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Endpoint::Registry {
-                repo, reference, ..
-            } => match reference.as_deref() {
-                Some(r) if r.contains(':') => write!(f, "{repo}@{r}"),
-                Some(r) => write!(f, "{repo}:{r}"),
-                None => write!(f, "{repo}"),
-            },
-            Endpoint::Layout { layout, name } => {
-                write!(
-                    f,
-                    "oci:{}:{}",
-                    layout.root().display(),
-                    name.as_deref().unwrap_or("")
-                )
-            }
-        }
+        std::fmt::Display::fmt(&*self.0, f)
     }
 }
 
@@ -310,21 +297,26 @@ impl Transfer {
     /// Copies one image from `src` to `dst`.
     ///
     /// The whole copy, referrers and retries included, runs within the image budget of the
-    /// registry client involved ([`Timeouts::image`](crate::client::Timeouts)): a registry that
+    /// registry client involved ([`Timeouts::image`](oci_client::Timeouts)): a registry that
     /// trickles bytes forever costs one budget, not the run.
     pub async fn copy(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
+        self.copy_image(src.source(), dst.destination()).await
+    }
+
+    /// [`copy`](Self::copy) for any source and destination.
+    pub async fn copy_image(
+        &self,
+        src: &dyn ImageSource,
+        dst: &dyn ImageDestination,
+    ) -> Result<CopiedImage, Error> {
         let work = async {
             let copied = self.copy_inner(src, dst).await?;
             self.copy_tagged_referrers(src, dst, &copied.source_digest)
                 .await?;
             Ok(copied)
         };
-        let budget = [src, dst].into_iter().find_map(|e| match e {
-            Endpoint::Registry { client, .. } => Some(client.options().timeouts.image),
-            Endpoint::Layout { .. } => None,
-        });
-        let r = match budget {
-            Some(budget) => crate::client::within_budget(&src.to_string(), budget, work).await,
+        let r = match src.budget().or_else(|| dst.budget()) {
+            Some(budget) => oci_client::within_budget(&src.to_string(), budget, work).await,
             None => work.await,
         };
         let c = if r.is_ok() {
@@ -339,27 +331,22 @@ impl Transfer {
         r
     }
 
-    async fn copy_inner(&self, src: &Endpoint, dst: &Endpoint) -> Result<CopiedImage, Error> {
-        let (media_type, digest, bytes) = read_root(src).await?;
+    async fn copy_inner(
+        &self,
+        src: &dyn ImageSource,
+        dst: &dyn ImageDestination,
+    ) -> Result<CopiedImage, Error> {
+        let (media_type, digest, bytes) = src.read_root().await?;
         let image = src.to_string();
         let (media_type, parsed) = Parsed::parse(&image, &media_type, &bytes)?;
-        let target_name = match dst {
-            Endpoint::Registry { reference, .. } => {
-                reference.clone().filter(|r| !r.starts_with("sha256:"))
-            }
-            Endpoint::Layout { name, .. } => name.clone(),
-        };
+        let target_name = dst.target_name().map(str::to_string);
         let mut manifests = Vec::new();
         let visited = Visited::new(&digest);
         // Rerun fast path: the target name already points at exactly this image (a registry
-        // holds a manifest only with all it references).
-        if let Endpoint::Registry { client, repo, .. } = dst
-            && (self.opts.platforms.is_empty() || matches!(parsed, Parsed::Image { .. }))
-        {
+        // holds a manifest only with all it references; a layout never answers yes).
+        if self.opts.platforms.is_empty() || matches!(parsed, Parsed::Image { .. }) {
             let reference = target_name.as_deref().unwrap_or(digest.as_str());
-            if let Some(h) = client.head_manifest(repo, reference).await?
-                && h.digest.as_ref() == Some(&digest)
-            {
+            if dst.points_at(reference, &digest).await? {
                 self.counters
                     .manifests_skipped
                     .fetch_add(1, Ordering::Relaxed);
@@ -393,13 +380,13 @@ impl Transfer {
                 )
                 .await?;
                 manifests.push((None, digest.clone()));
-                Ok(CopiedImage {
+                CopiedImage {
                     source_digest: digest.clone(),
                     media_type,
                     target_digest: Some(digest),
                     index_preserved: true,
                     manifests,
-                })
+                }
             }
             Parsed::Index {
                 manifests: children,
@@ -452,7 +439,7 @@ impl Transfer {
                     .await?;
                     Some(digest.clone())
                 } else if let [one] = selected.as_slice() {
-                    let b = read_manifest(src, one).await?.2;
+                    let b = src.read_manifest(one).await?.2;
                     self.put_manifest(
                         dst,
                         &one.media_type,
@@ -464,34 +451,32 @@ impl Transfer {
                     .await?;
                     Some(one.digest.clone())
                 } else {
-                    if let Endpoint::Layout { layout, .. } = dst {
-                        for d in &selected {
-                            layout.add_to_index(None, d.clone()).await?;
-                        }
+                    for d in &selected {
+                        dst.keep_unnamed(d.clone()).await?;
                     }
                     None
                 };
-                Ok(CopiedImage {
+                CopiedImage {
                     source_digest: digest,
                     media_type,
                     target_digest,
                     index_preserved: all,
                     manifests,
-                })
+                }
             }
-        }?;
+        };
         self.copy_queued_referrers(src, dst, &visited).await?;
         Ok(copied)
     }
 
     /// Copies a child manifest (and everything under it) by digest, once per image however
     /// often it is listed. `depth` counts the manifests above it; past
-    /// [`MAX_INDEX_DEPTH`](crate::manifest::MAX_INDEX_DEPTH) the image is refused, which also
+    /// [`MAX_INDEX_DEPTH`](oci::manifest::MAX_INDEX_DEPTH) the image is refused, which also
     /// bounds this recursion.
     fn copy_child<'a>(
         &'a self,
-        src: &'a Endpoint,
-        dst: &'a Endpoint,
+        src: &'a dyn ImageSource,
+        dst: &'a dyn ImageDestination,
         d: &'a Descriptor,
         depth: usize,
         visited: &'a Visited,
@@ -500,18 +485,13 @@ impl Transfer {
             check_index_depth(&src.to_string(), &d.digest, depth)?;
             let once = visited.cell(&d.digest);
             once.get_or_try_init(|| async {
-                // A registry refuses a manifest whose blobs it lacks, so a manifest present
-                // there means its whole tree is: skip it (fast reruns). A layout is checked
-                // blob by blob (a stat each), so a damaged layout is repaired by a rerun.
-                if matches!(dst, Endpoint::Registry { .. })
-                    && self.target_has_manifest(dst, &d.digest).await?
-                {
+                if dst.has_complete_manifest(&d.digest).await? {
                     self.counters
                         .manifests_skipped
                         .fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                let (mt, digest, bytes) = read_manifest(src, d).await?;
+                let (mt, digest, bytes) = src.read_manifest(d).await?;
                 let (mt, parsed) = Parsed::parse(&digest.to_string(), &mt, &bytes)?;
                 self.copy_node(src, dst, &digest, parsed, depth, visited)
                     .await?;
@@ -528,8 +508,8 @@ impl Transfer {
     /// referrers when asked.
     async fn copy_node(
         &self,
-        src: &Endpoint,
-        dst: &Endpoint,
+        src: &dyn ImageSource,
+        dst: &dyn ImageDestination,
         digest: &Digest,
         parsed: Parsed,
         depth: usize,
@@ -558,26 +538,22 @@ impl Transfer {
     }
 
     /// Copies the OCI referrers (signatures, SBOMs) of every manifest the image copy queued,
-    /// registry to registry, when the source has the referrers API: after the image is in place
-    /// (so each subject exists first), one at a time, and the referrers' own referrers join the
-    /// queue. Never nested inside a copy: a registry may list an image as its own referrer, or
-    /// two artifacts as each other's, and a copy waiting on a manifest that waits on it would
-    /// never end.
+    /// when the source has the referrers API and the destination takes them: after the image
+    /// is in place (so each subject exists first), one at a time, and the referrers' own
+    /// referrers join the queue. Never nested inside a copy: a registry may list an image as
+    /// its own referrer, or two artifacts as each other's, and a copy waiting on a manifest
+    /// that waits on it would never end.
     async fn copy_queued_referrers(
         &self,
-        src: &Endpoint,
-        dst: &Endpoint,
+        src: &dyn ImageSource,
+        dst: &dyn ImageDestination,
         visited: &Visited,
     ) -> Result<(), Error> {
-        let (Endpoint::Registry { client, repo, .. }, Endpoint::Registry { .. }) = (src, dst)
-        else {
-            return Ok(());
-        };
-        if !self.opts.referrers {
+        if !self.opts.referrers || !dst.accepts_referrers() || src.repository().is_none() {
             return Ok(());
         }
         while let Some((subject, depth)) = visited.next_subject() {
-            if let Some(refs) = client.list_referrers(repo, &subject).await? {
+            if let Some(refs) = src.referrers(&subject).await? {
                 for r in refs {
                     self.copy_child(src, dst, &r, depth, visited).await?;
                 }
@@ -593,32 +569,27 @@ impl Transfer {
     /// carries them on).
     async fn copy_tagged_referrers(
         &self,
-        src: &Endpoint,
-        dst: &Endpoint,
+        src: &dyn ImageSource,
+        dst: &dyn ImageDestination,
         digest: &Digest,
     ) -> Result<(), Error> {
-        let Endpoint::Registry { client, repo, .. } = src else {
+        let Some(repo) = src.repository() else {
             return Ok(());
         };
         if !self.opts.referrers {
             return Ok(());
         }
-        let tags = self.source_tags(client, repo).await?;
+        let tags = self.source_tags(src, repo).await?;
         for suffix in ["", ".sig", ".att", ".sbom"] {
             let tag = format!("{}-{}{suffix}", digest.algorithm(), digest.hex());
             if !tags.contains(&tag) {
                 continue;
             }
-            let from = Endpoint::registry(client, repo.clone(), Some(&tag));
-            let to = match dst {
-                Endpoint::Registry { client, repo, .. } => {
-                    Endpoint::registry(client, repo.clone(), Some(&tag))
-                }
-                Endpoint::Layout { layout, .. } => {
-                    Endpoint::layout(layout, Some(&format!("{repo}:{tag}")))
-                }
+            let Some(from) = src.at_tag(&tag) else {
+                continue;
             };
-            Box::pin(self.copy_inner(&from, &to)).await?;
+            let to = dst.at_tag(&tag, repo);
+            Box::pin(self.copy_inner(&*from, &*to)).await?;
         }
         Ok(())
     }
@@ -627,15 +598,14 @@ impl Transfer {
     /// image, which would dominate a rerun).
     async fn source_tags(
         &self,
-        client: &Client,
+        src: &dyn ImageSource,
         repo: &Repo,
     ) -> Result<Arc<HashSet<String>>, Error> {
         if let Some(tags) = self.tags.lock().await.get(repo) {
             return Ok(tags.clone());
         }
         let tags: Arc<HashSet<String>> = Arc::new(
-            client
-                .list_tags(repo)
+            src.list_tags()
                 .await?
                 .unwrap_or_default()
                 .into_iter()
@@ -645,62 +615,35 @@ impl Transfer {
         Ok(tags)
     }
 
-    async fn target_has_manifest(&self, dst: &Endpoint, digest: &Digest) -> Result<bool, Error> {
-        match dst {
-            Endpoint::Registry { client, repo, .. } => {
-                Ok(client.head_manifest(repo, digest.as_str()).await?.is_some())
-            }
-            Endpoint::Layout { layout, .. } => Ok(layout.has_blob(digest, None).await),
-        }
-    }
-
     async fn put_manifest(
         &self,
-        dst: &Endpoint,
+        dst: &dyn ImageDestination,
         media_type: &str,
         digest: &Digest,
         bytes: bytes::Bytes,
         name: Option<&str>,
         platform: Option<Platform>,
     ) -> Result<(), Error> {
-        match dst {
-            Endpoint::Registry { client, repo, .. } => {
-                let reference = name.unwrap_or(digest.as_str());
-                if let Some(h) = client.head_manifest(repo, reference).await?
-                    && h.digest.as_ref() == Some(digest)
-                {
-                    self.counters
-                        .manifests_skipped
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                client
-                    .put_manifest(repo, reference, media_type, bytes)
-                    .await?;
-            }
-            Endpoint::Layout { layout, .. } => {
-                let size = bytes.len() as u64;
-                layout.put_blob_bytes(&bytes).await?;
-                if let Some(name) = name {
-                    let desc = Descriptor {
-                        media_type: media_type.to_string(),
-                        digest: digest.clone(),
-                        size,
-                        platform,
-                        annotations: None,
-                        artifact_type: None,
-                    };
-                    layout.add_to_index(Some(name), desc).await?;
-                }
-            }
-        }
-        self.counters.manifests_sent.fetch_add(1, Ordering::Relaxed);
+        let sent = dst
+            .put_manifest(media_type, digest, bytes, name, platform)
+            .await?;
+        let c = if sent {
+            &self.counters.manifests_sent
+        } else {
+            &self.counters.manifests_skipped
+        };
+        c.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// Copies one blob unless the target has it; serialised per (target store, digest) so
     /// images that share a layer send it once and the others mount it.
-    async fn copy_blob(&self, src: &Endpoint, dst: &Endpoint, d: &Descriptor) -> Result<(), Error> {
+    async fn copy_blob(
+        &self,
+        src: &dyn ImageSource,
+        dst: &dyn ImageDestination,
+        d: &Descriptor,
+    ) -> Result<(), Error> {
         let key = (dst.blob_store(), d.digest.clone());
         let lock = {
             let mut m = self.in_flight.lock().await;
@@ -713,199 +656,41 @@ impl Transfer {
         // Every request in a copy is retried by the client itself; only a streamed upload,
         // which cannot be replayed within its request, is started over here, under the
         // target's retry policy, so attempts never multiply.
-        let policy = match dst {
-            Endpoint::Registry { client, .. } => client.options().retry.clone(),
-            Endpoint::Layout { .. } => crate::client::RetryPolicy {
-                attempts: 1,
-                ..Default::default()
-            },
-        };
+        let policy = dst.retry_policy();
         let mut tries = policy.start();
         loop {
             let mut streamed = false;
-            match self.copy_blob_once(src, dst, d, &mut streamed).await {
+            let placed = self.placed.lock().await.get(&key).cloned();
+            let put = BlobPut {
+                moved: &self.counters.bytes_moved,
+                placed,
+                streamed: &mut streamed,
+            };
+            match dst.put_blob(src, d, put).await {
                 Ok(how) => {
-                    if let Endpoint::Registry { repo, .. } = dst {
+                    if let Some(repo) = dst.repository() {
                         self.placed.lock().await.insert(key, repo.clone());
                     }
                     let c = &self.counters;
                     match how {
-                        How::Skipped => {
+                        BlobOutcome::Skipped => {
                             c.blobs_skipped.fetch_add(1, Ordering::Relaxed);
                             c.bytes_skipped.fetch_add(d.size, Ordering::Relaxed);
                         }
-                        How::Mounted => {
+                        BlobOutcome::Mounted => {
                             c.blobs_mounted.fetch_add(1, Ordering::Relaxed);
                             c.bytes_skipped.fetch_add(d.size, Ordering::Relaxed);
                         }
-                        How::Sent => {
+                        BlobOutcome::Sent => {
                             c.blobs_sent.fetch_add(1, Ordering::Relaxed);
                             c.bytes_sent.fetch_add(d.size, Ordering::Relaxed);
                         }
                     }
                     return Ok(());
                 }
-                Err(e) if streamed => tries.failed(e.into()).await?,
+                Err(e) if streamed => tries.failed_with(e).await?,
                 Err(e) => return Err(e),
             }
-        }
-    }
-
-    /// Counts a stream's bytes into `bytes_moved` as they pass.
-    fn counted(&self, s: BlobStream) -> BlobStream {
-        let n = self.counters.bytes_moved.clone();
-        Box::pin(s.map(move |r| {
-            if let Ok(b) = &r {
-                n.fetch_add(b.len() as u64, Ordering::Relaxed);
-            }
-            r
-        }))
-    }
-
-    async fn copy_blob_once(
-        &self,
-        src: &Endpoint,
-        dst: &Endpoint,
-        d: &Descriptor,
-        streamed: &mut bool,
-    ) -> Result<How, Error> {
-        let (digest, size) = (&d.digest, d.size);
-        match dst {
-            Endpoint::Layout { layout, .. } => {
-                if layout.has_blob(digest, Some(size)).await {
-                    return Ok(How::Skipped);
-                }
-                let mut w = layout
-                    .blob_writer(digest, Some(size))
-                    .await?
-                    .source_verifies()
-                    .with_progress(self.counters.bytes_moved.clone());
-                match src {
-                    Endpoint::Registry { client, repo, .. } => {
-                        client.get_blob(repo, digest, Some(size), &mut w).await?;
-                    }
-                    Endpoint::Layout { layout: from, .. } => {
-                        let mut s = from.open_blob(digest, Some(size)).await?;
-                        while let Some(chunk) = s.next().await {
-                            tokio::io::AsyncWriteExt::write_all(&mut w, &chunk?)
-                                .await
-                                .map_err(|e| Error::io(layout.blob_path(digest), e))?;
-                        }
-                    }
-                }
-                w.commit().await?;
-                Ok(How::Sent)
-            }
-            Endpoint::Registry { client, repo, .. } => {
-                if client.blob_exists(repo, digest).await?.is_some() {
-                    return Ok(How::Skipped);
-                }
-                // Mount from the source when it is the same registry, else from a repository of
-                // the target that already received this blob in this run.
-                let placed = self
-                    .placed
-                    .lock()
-                    .await
-                    .get(&(dst.blob_store(), digest.clone()))
-                    .cloned();
-                let mount_from = match src {
-                    Endpoint::Registry { repo: from, .. }
-                        if from.registry == repo.registry && from.name != repo.name =>
-                    {
-                        Some(from.clone())
-                    }
-                    _ => placed.filter(|p| p.name != repo.name),
-                };
-                let session = match client
-                    .start_upload(repo, mount_from.as_ref().map(|f| (digest, f)))
-                    .await?
-                {
-                    MountResult::Mounted => return Ok(How::Mounted),
-                    MountResult::Upload(s) => s,
-                };
-                match src {
-                    Endpoint::Layout { layout, .. } => {
-                        if size <= MONOLITHIC_MAX {
-                            let bytes = layout.read_blob(digest, size).await?;
-                            client.upload_bytes(session, digest, bytes).await?;
-                            self.counters.bytes_moved.fetch_add(size, Ordering::Relaxed);
-                        } else {
-                            let stream = self.counted(layout.open_blob(digest, Some(size)).await?);
-                            *streamed = true;
-                            client
-                                .upload_stream(session, digest, Some(size), stream)
-                                .await?;
-                        }
-                    }
-                    Endpoint::Registry {
-                        client: sc,
-                        repo: from,
-                        ..
-                    } => {
-                        if size <= MONOLITHIC_MAX {
-                            let mut buf = Vec::with_capacity(size as usize);
-                            sc.get_blob(from, digest, Some(size), &mut buf).await?;
-                            client.upload_bytes(session, digest, buf.into()).await?;
-                            self.counters.bytes_moved.fetch_add(size, Ordering::Relaxed);
-                        } else {
-                            let (stream, _) = sc.open_blob(from, digest, Some(size)).await?;
-                            let stream = self.counted(stream);
-                            *streamed = true;
-                            client
-                                .upload_stream(session, digest, Some(size), stream)
-                                .await?;
-                        }
-                    }
-                }
-                Ok(How::Sent)
-            }
-        }
-    }
-}
-
-enum How {
-    Skipped,
-    Mounted,
-    Sent,
-}
-
-/// The source's top-level manifest: (media type, digest, bytes).
-async fn read_root(src: &Endpoint) -> Result<(String, Digest, bytes::Bytes), Error> {
-    match src {
-        Endpoint::Registry {
-            client,
-            repo,
-            reference,
-        } => {
-            let r = reference.as_deref().unwrap_or(imgref::DEFAULT_TAG);
-            let m = client.get_manifest(repo, r).await?;
-            Ok((m.media_type, m.digest, m.bytes))
-        }
-        Endpoint::Layout { layout, name } => {
-            let name = name.as_deref().ok_or_else(|| Error::NotInLayout {
-                path: layout.root().to_path_buf(),
-                name: String::new(),
-            })?;
-            let d = layout.resolve(name).await?;
-            let bytes = layout.read_blob(&d.digest, d.size).await?;
-            Ok((d.media_type, d.digest, bytes))
-        }
-    }
-}
-
-/// The manifest a descriptor names, from the source (from a layout: at its declared size).
-async fn read_manifest(
-    src: &Endpoint,
-    d: &Descriptor,
-) -> Result<(String, Digest, bytes::Bytes), Error> {
-    match src {
-        Endpoint::Registry { client, repo, .. } => {
-            let m = client.get_manifest(repo, d.digest.as_str()).await?;
-            Ok((m.media_type, m.digest, m.bytes))
-        }
-        Endpoint::Layout { layout, .. } => {
-            let bytes = layout.read_blob(&d.digest, d.size).await?;
-            Ok((d.media_type.clone(), d.digest.clone(), bytes))
         }
     }
 }

@@ -29,13 +29,12 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 
-use crate::client::blob::{BlobStream, file_stream, verify_stream};
-use crate::digest::{Digest, Hasher};
-use crate::error::Error;
-use crate::manifest::{
-    Descriptor, IndexDocument, MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME_ANNOTATION,
-    check_manifest_size,
+use oci::digest::{Digest, Hasher};
+use oci::error::Error;
+use oci::manifest::{
+    Descriptor, IndexDocument, MAX_MANIFEST_BYTES, REF_NAME_ANNOTATION, check_manifest_size,
 };
+use oci::stream::{BlobStream, verify_stream};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 static PARTIAL_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -294,33 +293,41 @@ impl Layout {
 
     /// Names `desc` as `name` in `index.json`, replacing any entry of that name. With `name`
     /// `None` the descriptor is added unnamed unless an unnamed entry with its digest exists.
-    pub async fn add_to_index(
+    pub async fn add_to_index(&self, name: Option<&str>, desc: Descriptor) -> Result<(), Error> {
+        self.edit_index(|index| match name {
+            Some(name) => {
+                index.manifests.retain(|d| d.ref_name() != Some(name));
+                index.manifests.push(named(desc, name));
+                true
+            }
+            None => {
+                let known = index
+                    .manifests
+                    .iter()
+                    .any(|d| d.digest == desc.digest && d.ref_name().is_none());
+                if !known {
+                    index.manifests.push(desc);
+                }
+                !known
+            }
+        })
+        .await
+    }
+
+    /// Reads, edits and replaces `index.json` under both locks (this process's clones, other
+    /// processes), so concurrent writers never lose each other's entries. `edit` returns
+    /// whether it changed anything (nothing is written otherwise).
+    pub(crate) async fn edit_index(
         &self,
-        name: Option<&str>,
-        mut desc: Descriptor,
+        edit: impl FnOnce(&mut IndexDocument) -> bool,
     ) -> Result<(), Error> {
         let _guard = self.index_lock.lock().await;
         let _other_processes = self.lock_index().await?;
         let mut index = self.index().await?;
-        match name {
-            Some(name) => {
-                index.manifests.retain(|d| d.ref_name() != Some(name));
-                desc.annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(REF_NAME_ANNOTATION.to_string(), name.to_string());
-            }
-            None => {
-                if index
-                    .manifests
-                    .iter()
-                    .any(|d| d.digest == desc.digest && d.ref_name().is_none())
-                {
-                    return Ok(());
-                }
-            }
+        if edit(&mut index) {
+            self.write_index(&index).await?;
         }
-        index.manifests.push(desc);
-        self.write_index(&index).await
+        Ok(())
     }
 
     /// The cross-process `index.json` lock: exclusive on `oci-layout`, released on drop. A
@@ -364,16 +371,12 @@ impl Layout {
     }
 }
 
-impl IndexDocument {
-    /// An empty OCI index.
-    pub fn empty() -> IndexDocument {
-        IndexDocument {
-            schema_version: 2,
-            media_type: Some(OCI_INDEX.to_string()),
-            manifests: Vec::new(),
-            annotations: None,
-        }
-    }
+/// `desc` carrying `name` as its `org.opencontainers.image.ref.name`.
+pub(crate) fn named(mut desc: Descriptor, name: &str) -> Descriptor {
+    desc.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(REF_NAME_ANNOTATION.to_string(), name.to_string());
+    desc
 }
 
 /// A blob being written into a [`Layout`]; hashes what passes through (unless the source
@@ -574,4 +577,36 @@ pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error>
         return Err(Error::io(path, e));
     }
     Ok(())
+}
+
+/// Reads a file as a stream of 256 KiB chunks.
+pub async fn file_stream(path: &std::path::Path) -> Result<BlobStream, Error> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, e))?;
+    Ok(range_stream(file, path, u64::MAX))
+}
+
+/// Streams at most `len` bytes of an open file from its current position, in chunks of up to
+/// 256 KiB (so a range read holds one chunk, whatever the range).
+pub(crate) fn range_stream(file: tokio::fs::File, path: &Path, len: u64) -> BlobStream {
+    use tokio::io::AsyncReadExt;
+    const CHUNK: u64 = 256 * 1024;
+    let path = path.to_path_buf();
+    let s = futures_util::stream::unfold(Some((file, len)), move |state| {
+        let path = path.clone();
+        async move {
+            let (mut file, left) = state?;
+            if left == 0 {
+                return None;
+            }
+            let mut buf = bytes::BytesMut::with_capacity(left.min(CHUNK) as usize);
+            match (&mut file).take(left.min(CHUNK)).read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => Some((Ok(buf.freeze()), Some((file, left - n as u64)))),
+                Err(e) => Some((Err(Error::io(&path, e)), None)),
+            }
+        }
+    });
+    Box::pin(s)
 }

@@ -2,6 +2,7 @@
 //! 429 with Retry-After, 5xx retries, a connection dropped mid-blob (resumed with Range), bytes
 //! that do not match their digest (refused and never stored), mount falling back to upload.
 
+#[path = "../../client/tests/mock/mod.rs"]
 mod mock;
 
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mock::{Reply, Req, Server};
-use oci::{
-    Client, ClientOptions, Credential, Digest, Endpoint, Layout, MountResult, Repo, Transfer,
-    TransferOptions, client::RetryPolicy,
-};
+use oci::Digest;
+use oci_client::{Client, ClientOptions, Credential, MountResult, Repo, RetryPolicy};
+use oci_store::Layout;
+use oci_transfer::{Endpoint, Transfer, TransferOptions};
 
 fn client(host: &str, creds: Option<Credential>) -> Client {
     Client::new(ClientOptions {

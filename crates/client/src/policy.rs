@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::{Response, Url};
 
 use super::send::show;
-use crate::error::Error;
+use oci::error::Error;
 
 /// Most of an error response that is read (to show the registry's message); the rest is never
 /// read, the connection is dropped instead.
@@ -108,7 +108,7 @@ impl RetryPolicy {
     /// A fresh count of attempts for one operation. The operation's loop is
     /// `loop { match once().await { Ok(v) => return Ok(v), Err(f) => tries.failed(f).await? } }`:
     /// every decision (retry or not, how long to wait, what to report) is made here.
-    pub(crate) fn start(&self) -> Attempts<'_> {
+    pub fn start(&self) -> Attempts<'_> {
         Attempts {
             policy: self,
             made: 0,
@@ -117,7 +117,7 @@ impl RetryPolicy {
 }
 
 /// The attempts of one operation under a [`RetryPolicy`].
-pub(crate) struct Attempts<'a> {
+pub struct Attempts<'a> {
     policy: &'a RetryPolicy,
     made: u32,
 }
@@ -149,6 +149,12 @@ impl Attempts<'_> {
         tracing::debug!(error = %failure.error, attempt = self.made, ?wait, "retrying");
         tokio::time::sleep(wait).await;
         Ok(())
+    }
+
+    /// Records a failed attempt, for a caller outside the client (the transfer engine restarting
+    /// a streamed upload): the error, with no `Retry-After` known.
+    pub async fn failed_with(&mut self, error: Error) -> Result<(), Error> {
+        self.failed(error.into()).await
     }
 }
 
@@ -185,7 +191,7 @@ pub(crate) fn network_error(url: &Url, e: reqwest::Error, timeouts: &Timeouts) -
     }
     Error::Network {
         url: show(url),
-        source: e,
+        source: Box::new(e),
     }
 }
 

@@ -8,8 +8,8 @@ mod mock;
 use std::time::{Duration, Instant};
 
 use mock::{Reply, Req, Server};
-use oci::client::{RetryPolicy, Timeouts, within_budget};
-use oci::{Client, ClientOptions, Credential, Digest, Error, Repo};
+use oci::{Digest, Error};
+use oci_client::{Client, ClientOptions, Credential, Repo, RetryPolicy, Timeouts, within_budget};
 use tokio::net::TcpListener;
 
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
@@ -606,7 +606,8 @@ async fn basic_credentials_do_not_follow_a_plain_http_location() {
     })
     .unwrap();
     let repo = Repo::new(host.clone(), "app");
-    let oci::MountResult::Upload(session) = c.start_upload(&repo, None).await.unwrap() else {
+    let oci_client::MountResult::Upload(session) = c.start_upload(&repo, None).await.unwrap()
+    else {
         panic!("no mount asked");
     };
     let d = Digest::of(b"hello");
@@ -671,7 +672,8 @@ async fn slow_but_steady_upload_is_not_cut_by_the_idle_timeout() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         Some((Ok(b), it))
     });
-    let oci::MountResult::Upload(session) = c.start_upload(&repo, None).await.unwrap() else {
+    let oci_client::MountResult::Upload(session) = c.start_upload(&repo, None).await.unwrap()
+    else {
         panic!("no mount asked");
     };
     let start = Instant::now();

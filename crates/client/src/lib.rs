@@ -1,10 +1,12 @@
-//! The distribution-spec registry client: one [`Client`] talks to any number of registries,
-//! authenticates (anonymous, basic, bearer tokens), retries transient failures and streams blobs.
+//! The distribution-spec registry client on reqwest: one [`Client`] talks to any number of
+//! registries, authenticates (anonymous, basic, bearer tokens), retries transient failures and
+//! streams verified blobs. Must not depend on the layout store or the transfer engine.
 //!
 //! Operations live in [`manifest`](self) and blob submodules; this module holds the options and
 //! [`Repo`] naming, `send` the per-request machinery (authentication, challenges) and `policy`
 //! the timeouts, the one retry loop and the caps on response bodies.
 
+pub mod auth;
 pub(crate) mod blob;
 mod manifest;
 mod policy;
@@ -16,14 +18,18 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-pub use blob::{BlobStream, MONOLITHIC_MAX, MountResult, UploadSession};
+pub use auth::Credential;
+pub use blob::{MONOLITHIC_MAX, MountResult, UploadSession};
 pub use manifest::{Manifest, ManifestHead};
-pub use policy::{MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, RetryPolicy, Timeouts, within_budget};
+pub use oci::stream::BlobStream;
+pub use policy::{
+    Attempts, MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, RetryPolicy, Timeouts, within_budget,
+};
 #[doc(hidden)]
 pub use send::{parse_error_detail, parse_retry_after};
 
-use crate::auth::{AuthCache, Credential};
-use crate::error::Error;
+use crate::auth::AuthCache;
+use oci::error::Error;
 
 /// How a [`Client`] behaves.
 #[derive(Clone, Debug)]

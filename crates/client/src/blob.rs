@@ -2,7 +2,6 @@
 //! cross-repository mount with fallback to the 202 upload session, and uploads (monolithic PUT
 //! for small blobs, one streamed PATCH then `PUT ?digest=` for the rest).
 
-use futures_util::{Stream, StreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -11,8 +10,9 @@ use super::policy::{Failure, next_chunk};
 use super::send::{Body, Request, show};
 use super::{Client, Repo};
 use crate::auth::Scopes;
-use crate::digest::{Digest, Hasher};
-use crate::error::Error;
+use oci::digest::{Digest, Hasher};
+use oci::error::Error;
+use oci::stream::{BlobStream, verify_stream};
 
 /// Blobs up to this size are uploaded with a single PUT.
 pub const MONOLITHIC_MAX: u64 = 4 * 1024 * 1024;
@@ -32,10 +32,6 @@ pub enum MountResult {
     /// 202: not mounted; upload into this session instead.
     Upload(UploadSession),
 }
-
-/// A byte stream of a blob being downloaded; every chunk is counted and hashed, and the stream
-/// ends with an error instead of its last chunk if size or digest do not match.
-pub type BlobStream = std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, Error>> + Send>>;
 
 impl Client {
     /// HEADs a blob; `Some(size)` when the repository has it.
@@ -324,27 +320,6 @@ impl Client {
         Ok(())
     }
 
-    /// Uploads a file from disk (verified against `digest` on the way).
-    pub async fn upload_file(
-        &self,
-        session: UploadSession,
-        digest: &Digest,
-        path: &std::path::Path,
-    ) -> Result<(), Error> {
-        let meta = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| Error::io(path, e))?;
-        if meta.len() <= MONOLITHIC_MAX {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| Error::io(path, e))?;
-            return self.upload_bytes(session, digest, bytes.into()).await;
-        }
-        let stream = file_stream(path).await?;
-        self.upload_stream(session, digest, Some(meta.len()), stream)
-            .await
-    }
-
     async fn cancel_upload(&self, repo: &Repo, location: &Url) {
         let req = Request::new(Method::DELETE, location.clone());
         let _ = self.send(repo, &Scopes::push(&repo.name), req).await;
@@ -369,109 +344,4 @@ fn location(base: &Url, resp: &reqwest::Response) -> Result<Url, Error> {
         status: resp.status().as_u16(),
         detail: Some(format!("bad Location {loc:?}: {e}")),
     })
-}
-
-/// Reads a file as a stream of 256 KiB chunks.
-pub(crate) async fn file_stream(path: &std::path::Path) -> Result<BlobStream, Error> {
-    use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::io(path, e))?;
-    let path = path.to_path_buf();
-    let s = futures_util::stream::unfold(Some(file), move |file| {
-        let path = path.clone();
-        async move {
-            let mut file = file?;
-            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
-            match file.read_buf(&mut buf).await {
-                Ok(0) => None,
-                Ok(_) => Some((Ok(buf.freeze()), Some(file))),
-                Err(e) => Some((Err(Error::io(&path, e)), None)),
-            }
-        }
-    });
-    Ok(Box::pin(s))
-}
-
-/// Wraps a byte stream so it checks size and digest; the final chunk is held back until the end
-/// so that a mismatching blob never completes downstream.
-pub(crate) fn verify_stream(
-    inner: impl Stream<Item = Result<bytes::Bytes, Error>> + Send + 'static,
-    digest: Digest,
-    size: Option<u64>,
-    url: String,
-) -> BlobStream {
-    struct St<S> {
-        inner: std::pin::Pin<Box<S>>,
-        hasher: Option<Hasher>,
-        held: Option<bytes::Bytes>,
-        digest: Digest,
-        size: Option<u64>,
-        url: String,
-    }
-    let st = St {
-        inner: Box::pin(inner),
-        hasher: Some(Hasher::new()),
-        held: None,
-        digest,
-        size,
-        url,
-    };
-    Box::pin(futures_util::stream::unfold(st, |mut st| async move {
-        let hasher = st.hasher.as_mut()?;
-        loop {
-            match st.inner.next().await {
-                Some(Ok(b)) => {
-                    hasher.update(&b);
-                    if let Some(size) = st.size
-                        && hasher.len() > size
-                    {
-                        let err = Error::SizeMismatch {
-                            url: st.url.clone(),
-                            digest: st.digest.clone(),
-                            expected: size,
-                            actual: hasher.len(),
-                        };
-                        st.hasher = None;
-                        return Some((Err(err), st));
-                    }
-                    if b.is_empty() {
-                        continue;
-                    }
-                    if let Some(prev) = st.held.replace(b) {
-                        return Some((Ok(prev), st));
-                    }
-                }
-                Some(Err(e)) => {
-                    st.hasher = None;
-                    return Some((Err(e), st));
-                }
-                None => {
-                    let h = st.hasher.take()?;
-                    let n = h.len();
-                    if let Some(size) = st.size
-                        && n != size
-                    {
-                        let err = Error::SizeMismatch {
-                            url: st.url.clone(),
-                            digest: st.digest.clone(),
-                            expected: size,
-                            actual: n,
-                        };
-                        return Some((Err(err), st));
-                    }
-                    let actual = h.finish();
-                    if actual != st.digest {
-                        let err = Error::DigestMismatch {
-                            url: st.url.clone(),
-                            expected: st.digest.clone(),
-                            actual,
-                        };
-                        return Some((Err(err), st));
-                    }
-                    return st.held.take().map(|b| (Ok(b), st));
-                }
-            }
-        }
-    }))
 }

@@ -9,14 +9,14 @@ use futures_util::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url};
 
-use super::blob::BlobStream;
 use super::policy::{
     Capped, Failure, MAX_ERROR_BODY, MAX_TOKEN_RESPONSE, Progress, idle_guard, network_error,
     read_capped,
 };
 use super::{Client, Repo};
 use crate::auth::{Challenge, Credential, HostAuth, Scopes, Token, parse_token_response};
-use crate::error::Error;
+use oci::error::Error;
+use oci::stream::BlobStream;
 
 /// A request body: replayable bytes, or a stream that can be sent only once.
 pub(crate) enum Body {

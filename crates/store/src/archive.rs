@@ -6,16 +6,16 @@
 //! at a guessable name is never written through. Reading verifies every blob against its digest
 //! while extracting (streaming, never buffered whole) and merges into a (possibly existing)
 //! layout, skipping blobs it already holds; `index.json` is held to
-//! [`MAX_MANIFEST_BYTES`](crate::manifest::MAX_MANIFEST_BYTES) whatever its tar header claims.
+//! [`MAX_MANIFEST_BYTES`] whatever its tar header claims.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Digest, Hasher};
-use crate::error::Error;
 use crate::layout::{Layout, create_exclusive};
-use crate::manifest::{IndexDocument, MAX_MANIFEST_BYTES, check_manifest_size};
+use oci::digest::{Digest, Hasher};
+use oci::error::Error;
+use oci::manifest::{IndexDocument, MAX_MANIFEST_BYTES, check_manifest_size};
 
 /// Archive compression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use super::policy::{Capped, Failure, read_capped};
 use super::send::{Body, Request};
 use super::{Client, Repo};
 use crate::auth::Scopes;
-use crate::digest::Digest;
-use crate::error::Error;
-use crate::manifest::{MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES};
+use oci::digest::Digest;
+use oci::error::Error;
+use oci::manifest::{MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES};
 
 /// A manifest or index exactly as the registry served it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Client {
             .await?;
         let digest = Digest::of(&bytes);
         let expected = if reference.starts_with("sha256:") {
-            Some(Digest::parse(reference).map_err(Failure::from)?)
+            Some(Digest::parse(reference).map_err(|e| Failure::from(Error::from(e)))?)
         } else {
             header_digest
         };
@@ -108,13 +108,13 @@ impl Client {
             }
             .into());
         }
-        let media_type = if crate::manifest::is_index(&content_type)
-            || crate::manifest::is_manifest(&content_type)
+        let media_type = if oci::manifest::is_index(&content_type)
+            || oci::manifest::is_manifest(&content_type)
         {
             content_type
         } else {
             // Some registries send application/json; trust the document's own mediaType.
-            crate::manifest::Parsed::parse(&image(repo, reference), "", &bytes)
+            oci::manifest::Parsed::parse(&image(repo, reference), "", &bytes)
                 .map_err(Failure::from)?
                 .0
         };
@@ -183,14 +183,14 @@ impl Client {
         &self,
         repo: &Repo,
         digest: &Digest,
-    ) -> Result<Option<Vec<crate::manifest::Descriptor>>, Error> {
+    ) -> Result<Option<Vec<oci::manifest::Descriptor>>, Error> {
         let url = self.url(repo, &format!("referrers/{digest}"))?;
         let what = format!("{repo} referrers of {digest}");
         let bytes = self
             .retry_get_small(
                 repo,
                 &url,
-                Some(crate::manifest::OCI_INDEX),
+                Some(oci::manifest::OCI_INDEX),
                 &what,
                 &[
                     StatusCode::NOT_FOUND,
@@ -202,7 +202,7 @@ impl Client {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let doc: crate::manifest::IndexDocument =
+        let doc: oci::manifest::IndexDocument =
             serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
                 image: what,
                 reason: e.to_string(),

@@ -1,9 +1,10 @@
 //! Integration tests against Debian's `docker-registry` on loopback and `skopeo`, with images
 //! built by `testimages`. Skipped (with a message) only when the binaries are missing.
 
-use oci::{
-    Client, ClientOptions, Credential, Endpoint, Layout, Platform, Repo, Transfer, TransferOptions,
-};
+use oci::Platform;
+use oci_client::{Client, ClientOptions, Credential, Repo};
+use oci_store::Layout;
+use oci_transfer::{Endpoint, Transfer, TransferOptions};
 use testimages::{ImageSet, ImageSpec, LayerSpec, Media, Registry, RegistryKind};
 
 fn tools() -> bool {
@@ -265,7 +266,7 @@ async fn skopeo_push_then_client_reads_and_mirrors_with_mount_over_tls_and_auth(
     let m = client.get_manifest(&repo, "1.0").await.unwrap();
     assert_eq!(m.digest.as_str(), idx.digest());
     assert_eq!(m.media_type, oci::manifest::OCI_INDEX);
-    let resolved = oci::resolve(&client, &repo, "1.0").await.unwrap();
+    let resolved = oci_transfer::resolve(&client, &repo, "1.0").await.unwrap();
     assert_eq!(resolved.platforms.len(), 2);
     assert!(
         Platform::parse("linux/arm64")
@@ -357,7 +358,7 @@ async fn archive_is_read_by_skopeo_and_reads_back_into_a_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Layout::open(set.path()).await.unwrap();
     let tar = tmp.path().join("bundle.tar");
-    oci::write_archive(&src, &tar, oci::Compression::None)
+    oci_store::write_archive(&src, &tar, oci_store::Compression::None)
         .await
         .unwrap();
     assert!(!tmp.path().join("bundle.tar.partial").exists());
@@ -376,10 +377,10 @@ async fn archive_is_read_by_skopeo_and_reads_back_into_a_layout() {
 
     // zstd round trip through our own reader, then push from the extracted layout.
     let zst = tmp.path().join("bundle.tar.zst");
-    oci::write_archive(&src, &zst, oci::Compression::from_path(&zst))
+    oci_store::write_archive(&src, &zst, oci_store::Compression::from_path(&zst))
         .await
         .unwrap();
-    let back = oci::read_archive(&zst, tmp.path().join("extracted"))
+    let back = oci_store::read_archive(&zst, tmp.path().join("extracted"))
         .await
         .unwrap();
     assert_eq!(
@@ -407,7 +408,7 @@ async fn archive_is_read_by_skopeo_and_reads_back_into_a_layout() {
     assert_eq!(testimages::sha256_digest(&raw), docker.digest());
 
     // Reading the same archive again into the same layout adds nothing and keeps names.
-    let again = oci::read_archive(&tar, tmp.path().join("extracted"))
+    let again = oci_store::read_archive(&tar, tmp.path().join("extracted"))
         .await
         .unwrap();
     let names: Vec<_> = again

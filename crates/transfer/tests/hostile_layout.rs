@@ -6,6 +6,7 @@
 //! Memory bounds are measured (peak RSS of this process, reset before each measured step), so
 //! every test takes [`SERIAL`]: nothing else in this binary runs while one measures.
 
+#[path = "../../client/tests/mock/mod.rs"]
 mod mock;
 
 use std::io::Read;
@@ -13,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 use mock::{Reply, Req, Server};
 use oci::manifest::{MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST};
-use oci::{
-    Client, ClientOptions, Digest, Endpoint, Error, Layout, Repo, Transfer, TransferOptions,
-};
+use oci::{Digest, Error};
+use oci_client::{Client, ClientOptions, Repo};
+use oci_store::Layout;
+use oci_transfer::{Endpoint, Transfer, TransferOptions};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -155,7 +157,7 @@ fn client(host: &str) -> Client {
     Client::new(ClientOptions {
         insecure_hosts: vec![host.to_string()],
         docker_config: false,
-        retry: oci::client::RetryPolicy {
+        retry: oci_client::RetryPolicy {
             attempts: 1,
             ..Default::default()
         },
@@ -374,7 +376,7 @@ async fn referrers_that_list_each_other_are_copied_once_not_waited_on_forever() 
         Client::new(ClientOptions {
             insecure_hosts: vec![host.to_string()],
             docker_config: false,
-            timeouts: oci::client::Timeouts {
+            timeouts: oci_client::Timeouts {
                 image: std::time::Duration::from_secs(5),
                 ..Default::default()
             },
@@ -440,7 +442,8 @@ async fn archive_index_json_of_1_gib_is_refused_with_bounded_memory() {
     let on_disk = std::fs::metadata(&archive).unwrap().len();
     assert!(on_disk < MIB, "the bomb is small: {on_disk} bytes");
 
-    let (r, growth) = peak_rss_growth(oci::read_archive(&archive, dir.path().join("out"))).await;
+    let (r, growth) =
+        peak_rss_growth(oci_store::read_archive(&archive, dir.path().join("out"))).await;
     eprintln!("archive of {on_disk} bytes with a 1 GiB index.json: peak RSS +{growth} bytes");
     let e = r.unwrap_err();
     assert!(
@@ -611,7 +614,7 @@ async fn links_planted_at_the_old_temporary_names_are_never_written_through() {
     };
     layout.add_to_index(Some("x:1"), desc).await.unwrap();
     let out = dir.path().join("out.tar");
-    oci::write_archive(&layout, &out, oci::Compression::None)
+    oci_store::write_archive(&layout, &out, oci_store::Compression::None)
         .await
         .unwrap();
 
@@ -638,7 +641,7 @@ async fn links_planted_at_the_old_temporary_names_are_never_written_through() {
         "the planted link is left alone"
     );
     // The archive is whole and reads back.
-    let back = oci::read_archive(&out, dir.path().join("back"))
+    let back = oci_store::read_archive(&out, dir.path().join("back"))
         .await
         .unwrap();
     assert_eq!(back.resolve("x:1").await.unwrap().digest, d);

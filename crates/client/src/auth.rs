@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::error::Error;
+use oci::error::Error;
 
 /// A credential for one registry.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,0 +1,11 @@
+//! Where images rest: the OCI image [`Layout`] directory (verified puts, locked `index.json`,
+//! byte-range reads, a repository + tag index a registry can serve) and tar archives of it.
+//! Must not depend on an HTTP client (a registry server links this crate without reqwest).
+
+pub mod archive;
+pub mod layout;
+pub mod store;
+
+pub use archive::{Compression, read_archive, write_archive};
+pub use layout::{BlobWriter, Layout};
+pub use store::{BlobRange, Store, split_ref_name};

@@ -1,0 +1,249 @@
+//! What a registry needs from where images rest, as the [`Store`] trait: blob stat and ranged
+//! reads, verified puts, and the repository + tag view of the layout's full names.
+//!
+//! An OCI layout names images by full reference in `org.opencontainers.image.ref.name`
+//! (`registry.example/team/app:1.0`, as `pack` writes them); a registry client asks for
+//! `/v2/team/app/manifests/1.0`. [`split_ref_name`] is the one mapping between the two: the
+//! repository is the name's path without its registry host, the tag what follows the last `:`.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use oci::{BlobStream, Descriptor, Digest, Error};
+
+use crate::layout::{BlobWriter, Layout, named, range_stream};
+
+/// A byte range of a stored blob, streamed.
+pub struct BlobRange {
+    /// The whole blob's size (for `Content-Range`).
+    pub blob_size: u64,
+    /// First byte of the range.
+    pub start: u64,
+    /// Bytes in the range.
+    pub len: u64,
+    /// The bytes, in chunks of at most 256 KiB.
+    pub stream: BlobStream,
+}
+
+/// A store of blobs and named images that a registry server can serve. Blobs enter only
+/// through [`put_blob`](Store::put_blob), which verifies size and digest before a blob gets
+/// its name, so reads trust a blob stored under its digest and never re-hash it.
+pub trait Store: Send + Sync {
+    /// The size of a stored blob, `None` when absent.
+    fn stat_blob(&self, digest: &Digest)
+    -> impl Future<Output = Result<Option<u64>, Error>> + Send;
+
+    /// Bytes `start..end` of a blob (`end` `None`: to its end). Not re-verified: see the trait.
+    fn read_blob_range(
+        &self,
+        digest: &Digest,
+        start: u64,
+        end: Option<u64>,
+    ) -> impl Future<Output = Result<BlobRange, Error>> + Send;
+
+    /// A writer that stores a blob under `digest` only once its size (when given) and digest
+    /// are verified; dropped uncommitted, it leaves nothing.
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> impl Future<Output = Result<BlobWriter, Error>> + Send;
+
+    /// The image `repository:tag` names.
+    fn resolve_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Descriptor, Error>> + Send;
+
+    /// Points `repository:tag` at `desc` (its manifest must be stored), replacing every entry
+    /// that maps to that repository and tag.
+    fn set_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        desc: Descriptor,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The tags of a repository, sorted; empty when the repository is unknown.
+    fn tags(&self, repository: &str) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Every repository with at least one tag, sorted.
+    fn repositories(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}
+
+/// `(repository, tag)` of a full name: `registry.example:5000/team/app:1.0` →
+/// `("team/app", "1.0")`. The first path component is a registry host when it contains `.` or
+/// `:` or is `localhost` (the reference grammar's rule). Digest-pinned names and names without a
+/// repository (skopeo's `oci:DIR:latest` stores only `latest`) map to nothing.
+pub fn split_ref_name(name: &str) -> Option<(&str, &str)> {
+    if name.contains('@') {
+        return None;
+    }
+    let slash = name.rfind('/');
+    let colon = name.rfind(':').filter(|&c| slash.is_none_or(|s| c > s))?;
+    let (path, tag) = (&name[..colon], &name[colon + 1..]);
+    let repository = match path.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+        _ => path,
+    };
+    (!repository.is_empty() && !tag.is_empty()).then_some((repository, tag))
+}
+
+impl Store for Layout {
+    async fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>, Error> {
+        let path = self.blob_path(digest);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    async fn read_blob_range(
+        &self,
+        digest: &Digest,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<BlobRange, Error> {
+        use tokio::io::AsyncSeekExt;
+        let path = self.blob_path(digest);
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::BlobNotFound {
+                    repository: self.root().display().to_string(),
+                    digest: digest.clone(),
+                }
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        let end = end.unwrap_or(size);
+        if start > end || end > size {
+            return Err(Error::RangeNotSatisfiable {
+                digest: digest.clone(),
+                start,
+                end,
+                size,
+            });
+        }
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(BlobRange {
+            blob_size: size,
+            start,
+            len: end - start,
+            stream: range_stream(file, &path, end - start),
+        })
+    }
+
+    async fn put_blob(&self, digest: &Digest, size: Option<u64>) -> Result<BlobWriter, Error> {
+        self.blob_writer(digest, size).await
+    }
+
+    async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Descriptor, Error> {
+        let index = self.index().await?;
+        let found: Vec<&Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| d.ref_name().and_then(split_ref_name) == Some((repository, tag)))
+            .collect();
+        match found.as_slice() {
+            [] => Err(Error::NotInLayout {
+                path: self.root().to_path_buf(),
+                name: format!("{repository}:{tag}"),
+            }),
+            [first, rest @ ..] if rest.iter().all(|d| d.digest == first.digest) => {
+                Ok((*first).clone())
+            }
+            many => Err(Error::AmbiguousTag {
+                path: self.root().to_path_buf(),
+                repository: repository.to_string(),
+                tag: tag.to_string(),
+                names: many
+                    .iter()
+                    .filter_map(|d| d.ref_name().map(str::to_string))
+                    .collect(),
+            }),
+        }
+    }
+
+    async fn set_tag(&self, repository: &str, tag: &str, desc: Descriptor) -> Result<(), Error> {
+        let name = format!("{repository}:{tag}");
+        if split_ref_name(&name) != Some((repository, tag)) {
+            // A first component that reads as a host (`team.io/app`) would be stored under a
+            // name that maps back to another repository.
+            return Err(Error::InvalidManifest {
+                image: name,
+                reason: "repository or tag not addressable in a layout name".into(),
+            });
+        }
+        self.edit_index(|index| {
+            index
+                .manifests
+                .retain(|d| d.ref_name().and_then(split_ref_name) != Some((repository, tag)));
+            index.manifests.push(named(desc, &name));
+            true
+        })
+        .await
+    }
+
+    async fn tags(&self, repository: &str) -> Result<Vec<String>, Error> {
+        let index = self.index().await?;
+        let tags: BTreeSet<&str> = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.ref_name().and_then(split_ref_name))
+            .filter(|(r, _)| *r == repository)
+            .map(|(_, t)| t)
+            .collect();
+        Ok(tags.into_iter().map(str::to_string).collect())
+    }
+
+    async fn repositories(&self) -> Result<Vec<String>, Error> {
+        let index = self.index().await?;
+        let repos: BTreeSet<&str> = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.ref_name().and_then(split_ref_name))
+            .map(|(r, _)| r)
+            .collect();
+        Ok(repos.into_iter().map(str::to_string).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_ref_name;
+
+    #[test]
+    fn full_names_map_to_repository_and_tag() {
+        let cases = [
+            (
+                "127.0.0.1:15500/bench/img01:1.0",
+                Some(("bench/img01", "1.0")),
+            ),
+            (
+                "docker.io/library/nginx:1.27",
+                Some(("library/nginx", "1.27")),
+            ),
+            ("localhost/app:v1", Some(("app", "v1"))),
+            ("team/app:v1", Some(("team/app", "v1"))),
+            ("app:v1", Some(("app", "v1"))),
+            ("registry.example:5000/app", None),
+            ("latest", None),
+            ("registry.example/app@sha256:abc", None),
+            ("registry.example/app:", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(split_ref_name(name), want, "{name}");
+        }
+    }
+}
