@@ -69,9 +69,12 @@ async fn resolve_all(
 
 /// One reference: its manifest or index digest, and for an index every platform's manifest.
 async fn resolve(client: &oci_client::Client, r: &imgref::Reference) -> anyhow::Result<Locked> {
-    let resolved =
-        oci_transfer::resolve(client, &oci_client::Repo::from_reference(r), r.pull_address())
-            .await?;
+    let resolved = oci_transfer::resolve(
+        client,
+        &oci_client::Repo::from_reference(r),
+        r.pull_address(),
+    )
+    .await?;
     let platforms = resolved
         .platforms
         .iter()
