@@ -3,13 +3,17 @@
 # (../shared/corpus) joined into one stream and repeated to ~100 MB, scanned on one core.
 # Targets (issue 2): >= 50 MB/s on one core; peak RSS <= 3x the largest single input file.
 # Usage: bench/scan-throughput.sh [SIZE_MB]   (results are appended to bench/RESULTS.md by hand)
+# PROFILE=profiling bench/scan-throughput.sh: the same optimised code with symbols and line tables
+# (target/profiling/airlock), to run under `perf record`; the shipped release binary is stripped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-100}
 corpus=${CORPUS:-../shared/corpus}
 data=bench/data
 mkdir -p "$data"
-cargo build --release --quiet
+profile=${PROFILE:-release}
+cargo build --profile "$profile" --quiet
+bin=target/$profile/airlock
 
 one="$data/corpus-once.yaml"
 : > "$one"
@@ -30,7 +34,7 @@ measure() {  # measure SOURCE_ONCE LABEL
   bytes=$(stat -c %s "$big")
   cat "$big" > /dev/null   # warm the page cache so the disk is not measured
   for _ in 1 2 3; do
-    /usr/bin/time -f '%e %M' -o "$data/time.txt" taskset -c 0 target/release/airlock scan --format json "$big" > "$data/out.json"
+    /usr/bin/time -f '%e %M' -o "$data/time.txt" taskset -c 0 "$bin" scan --format json "$big" > "$data/out.json"
     read -r secs rss_kb < "$data/time.txt"
     if [ -z "$best" ] || [ "$(echo "$secs < $best" | bc)" = 1 ]; then best=$secs; best_rss=$rss_kb; fi
   done
@@ -42,6 +46,6 @@ measure() {  # measure SOURCE_ONCE LABEL
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "command: taskset -c 0 target/release/airlock scan --format json FILE  (best of 3)"
+echo "command: taskset -c 0 $bin scan --format json FILE  (best of 3)"
 measure "$one" corpus
 measure "$nocrd" corpus-without-crds

@@ -19,7 +19,9 @@
 # tool's process tree). Registry CPU and the CPU used by anything else on the machine during the run
 # are recorded too, as a check on interference.
 #
-# Usage: bench/transfer.sh            env: RUNS (5), BUDGET_MB (600), SRC_PORT (15500), DST_PORT (15501)
+# Usage: bench/transfer.sh            env: RUNS (5), BUDGET_MB (600), SRC_PORT (15500), DST_PORT (15501),
+#   PROFILE (release; `profiling` builds the same optimised code with symbols and line tables, for
+#   `perf record` on a run: the shipped release binary is stripped)
 # Output: bench/data/transfer/runs.tsv (one row per run), bench/data/transfer/summary.md (medians,
 # ratios against the targets); the summary is copied into bench/RESULTS.md by hand.
 set -euo pipefail
@@ -35,7 +37,8 @@ DST=127.0.0.1:$DST_PORT
 TOOLS=${TOOLS:-$ROOT/../shared/tools}
 DATA=$ROOT/bench/data/transfer
 export INFRA_DIR=$DATA/registry-lab
-AIRLOCK=$ROOT/target/release/airlock
+PROFILE=${PROFILE:-release}
+AIRLOCK=$ROOT/target/$PROFILE/airlock
 SKOPEO="skopeo --insecure-policy"
 TSV=$DATA/runs.tsv
 LOGS=$DATA/logs
@@ -46,7 +49,7 @@ done
 mkdir -p "$DATA" "$LOGS"
 
 echo "== build" >&2
-cargo build --release --quiet
+cargo build --profile "$PROFILE" --quiet
 
 echo "== image set (seed $SEED, ${BUDGET_MB} MB; reused when already generated)" >&2
 python3 "$TOOLS/make-images.py" --out "$DATA/images" --budget-mb "$BUDGET_MB" --seed "$SEED" >&2
