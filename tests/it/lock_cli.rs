@@ -227,3 +227,48 @@ fn a_lock_with_no_images_reads_back_in_lock_pack_and_rewrite() {
     ]);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// Inside an air gap a machine may have no CA store at all. reqwest then refused to build a
+/// client with only "builder error"; the message must say what is missing and what to do, and
+/// `--ca-file` must be enough on its own.
+#[test]
+fn a_machine_without_a_ca_store_is_told_to_give_ca_file_and_it_is_enough() {
+    let (registry, _set, image_digest, _) = registry_with_images(RegistryKind::TLS);
+    let dir = tempdir();
+    let no_store = dir.path().join("no-ca-store");
+    std::fs::create_dir(&no_store).unwrap();
+    let host = registry.host();
+    std::fs::write(dir.path().join("list"), format!("{host}/lab/app:1.0\n")).unwrap();
+    let without_store = |extra: &[&str]| {
+        airlock()
+            .current_dir(dir.path())
+            // rustls-native-certs reads these instead of the system's store.
+            .env("SSL_CERT_FILE", no_store.join("none.pem"))
+            .env("SSL_CERT_DIR", &no_store)
+            .args(["lock", "-f", "list"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let out = without_store(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("No CA certificates"), "{stderr}");
+    assert!(stderr.contains("--ca-file"), "{stderr}");
+
+    let ca = registry
+        .ca_pem_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let out = without_store(&["--ca-file", &ca]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = std::fs::read_to_string(dir.path().join("airlock.lock")).unwrap();
+    assert!(lock.contains(&image_digest), "{lock}");
+}

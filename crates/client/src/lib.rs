@@ -145,8 +145,20 @@ impl Client {
             }
             b = b.tls_certs_merge(certs);
         }
-        let http = b.build().map_err(|e| Error::Config {
-            reason: format!("HTTP client: {e}"),
+        let http = b.build().map_err(|e| {
+            // reqwest says only "builder error"; the cause (most often: no CA certificates on
+            // this machine, common inside an air gap) is further down the chain.
+            let mut reason = format!("cannot set up the HTTP client: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            reason.push_str(
+                " (a machine with no CA store in /etc/ssl/certs needs --ca-file, even for \
+                 plain-HTTP registries)",
+            );
+            Error::Config { reason }
         })?;
         Ok(Client {
             inner: Arc::new(Inner {
