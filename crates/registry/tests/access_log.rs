@@ -1,0 +1,113 @@
+//! The access log: one line per request naming the user, never a credential; failed logins
+//! counted. Its own test binary: a thread-scoped tracing subscriber races with callsites
+//! registered by tests running in parallel threads.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine;
+use common::{call, get_sample, parse};
+use oci_registry::auth::{Auth, AuthOptions, Htpasswd, protect};
+use oci_registry::metrics::{Metrics, instrument};
+
+/// Captures the access log events as `field=value` text.
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+struct Fields(String);
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, "{}={:?} ", f.name(), v);
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        if e.metadata().target() == "airlock::access" {
+            let mut f = Fields(String::new());
+            e.record(&mut f);
+            self.0.lock().unwrap().push(f.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn access_log_names_the_user_and_never_the_credentials_and_failed_logins_are_counted() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let _g = tracing::subscriber::set_default(Capture(lines.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let users = format!("ci:{}\n", bcrypt::hash("hunter2-pass", 4).unwrap());
+    let auth = Auth::new(
+        Htpasswd::default(),
+        Htpasswd::parse(&users, std::path::Path::new("w")).unwrap(),
+        AuthOptions::default(),
+    )
+    .unwrap();
+    let inner = Router::new().route("/v2/{*rest}", get(|| async { "ok" }));
+    let app = instrument(protect(inner, Arc::new(auth)), metrics.clone());
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let good = format!("Basic {}", b64("ci:hunter2-pass"));
+    let bad = format!("Basic {}", b64("ci:wrong-pass"));
+    let uri = "/v2/a/manifests/v1";
+    rt.block_on(async {
+        let with_query = format!("{uri}?x=hunter2-pass");
+        assert_eq!(
+            call(&app, "GET", &with_query, vec![], Some(&good)).await.0,
+            200
+        );
+        assert_eq!(call(&app, "GET", uri, vec![], Some(&bad)).await.0, 401);
+        assert_eq!(call(&app, "GET", uri, vec![], Some(&bad)).await.0, 401);
+        assert_eq!(call(&app, "GET", uri, vec![], None).await.0, 401);
+    });
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let first = &lines[0];
+    for want in [
+        "method=\"GET\"",
+        "path=/v2/a/manifests/v1 ",
+        "status=200",
+        "bytes_out=2",
+        "user=\"ci\"",
+        "duration_ms=",
+    ] {
+        assert!(first.contains(want), "{want} not in {first}");
+    }
+    assert!(
+        lines[1].contains("status=401") && lines[1].contains("user=\"-\""),
+        "{}",
+        lines[1]
+    );
+    for l in &lines {
+        for secret in [
+            "hunter2",
+            "wrong-pass",
+            b64("ci:hunter2-pass").as_str(),
+            "Basic",
+        ] {
+            assert!(!l.contains(secret), "{secret} leaked into {l}");
+        }
+    }
+    let (_, samples) = parse(&metrics.render());
+    assert_eq!(
+        get_sample(&samples, "airlock_auth_failures_total", &[]),
+        2.0,
+        "no credentials is not a failed login"
+    );
+}
