@@ -751,12 +751,13 @@ async fn token_endpoint(auth: &Auth, req: Request) -> Response {
     with_user(resp, user)
 }
 
-/// The middleware: answers [`TOKEN_PATH`] itself and lets every other request through only with
+/// The middleware (use it through [`protect`], which routes [`TOKEN_PATH`]): lets a request through only with
 /// credentials that allow it (401 with a challenge without them, 403 `DENIED` when the user may
 /// not do this). Credentials are never logged.
 pub async fn middleware(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     if req.uri().path() == TOKEN_PATH {
-        return token_endpoint(&auth, req).await;
+        // The route [`protect`] adds; it checks its own credentials.
+        return next.run(req).await;
     }
     let need = need(&req);
     let denied = || {
@@ -810,9 +811,20 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, mut req: Request, next: N
     with_user(next.run(req).await, user)
 }
 
-/// `router` behind authentication, with the token endpoint added.
+/// `router` behind authentication, with the token endpoint added as a route of its own: a
+/// `Router::merge` later replaces the fallback the middleware was layered on, so a token endpoint
+/// answered only from the middleware for unrouted paths would vanish (skopeo got 404 from it).
 pub fn protect(router: Router, auth: Arc<Auth>) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(auth, middleware))
+    let token_auth = auth.clone();
+    router
+        .route(
+            TOKEN_PATH,
+            axum::routing::any(move |req: Request| {
+                let auth = token_auth.clone();
+                async move { token_endpoint(&auth, req).await }
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(auth, middleware))
 }
 
 #[cfg(test)]
