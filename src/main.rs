@@ -8,6 +8,7 @@ mod exit;
 mod fsutil;
 mod inputs;
 mod lockfile;
+mod nodeconfig;
 mod output;
 mod registry;
 mod report;

@@ -2,6 +2,7 @@
 
 mod check_cli;
 mod corpus;
+mod deploy;
 mod flags_cli;
 mod hostile_cli;
 mod hostile_store_cli;

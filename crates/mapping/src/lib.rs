@@ -153,6 +153,11 @@ impl Mapping {
         &self.target
     }
 
+    /// The explicit rules, in the order they are tried.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// The target's `host[:port]`.
     pub fn target_host(&self) -> &str {
         self.target.split('/').next().unwrap_or(&self.target)
