@@ -74,6 +74,19 @@ impl TarArchive {
         let path = path.into();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let mut magic = [0u8; 4];
+        if file.read_exact_at(&mut magic, 0).is_ok()
+            && (magic == [0x28, 0xb5, 0x2f, 0xfd] || magic[..2] == [0x1f, 0x8b])
+        {
+            return Err(Error::InvalidArchive {
+                path,
+                entry: String::new(),
+                offset: 0,
+                reason:
+                    "compressed: only a plain .tar is served in place; unpack this one into a store"
+                        .into(),
+            });
+        }
         let scan = scan(&path, &file, len)?;
         let what = format!("{}:index.json", path.display());
         let Some(ix) = scan.index_json else {

@@ -137,6 +137,10 @@ async fn zstd_archive_unpacks_once_with_progress() {
     })
     .await
     .unwrap();
+    assert!(matches!(
+        TarArchive::open(&out),
+        Err(Error::InvalidArchive { reason, .. }) if reason.starts_with("compressed")
+    ));
     let seen = seen.lock().unwrap().clone();
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
     assert_eq!(seen.last(), Some(&(size, size)));
