@@ -249,6 +249,26 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A write to a store that only serves (an archive read in place).
+    #[error("{what} is read-only")]
+    ReadOnly {
+        /// The store refusing the write (an archive path).
+        what: String,
+    },
+
+    /// A tar archive that cannot be served as it is: truncated, corrupt, or with entries a
+    /// layout archive never has (links or directories named like blobs, names that escape).
+    #[error("archive {path}: entry {entry:?} at byte {offset}: {reason}", path = path.display())]
+    InvalidArchive {
+        /// The archive.
+        path: PathBuf,
+        /// The entry's name (lossy UTF-8), empty when no header could be read.
+        entry: String,
+        /// Where the entry's header starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl From<InvalidDigest> for Error {

@@ -151,9 +151,19 @@ fn tar_layout<W: Write>(root: &Path, w: W, out: &Path) -> Result<W, Error> {
 /// at `dest` (created if needed), verifying every blob and skipping blobs already present. The
 /// archive's `index.json` entries are added to `dest`'s. Returns the layout.
 pub async fn read_archive(archive: &Path, dest: impl Into<PathBuf>) -> Result<Layout, Error> {
+    read_archive_with_progress(archive, dest, |_, _| {}).await
+}
+
+/// [`read_archive`], calling `progress(done, total)` with the bytes of the archive file read
+/// so far and its size (compressed bytes for a compressed archive), once per read of the file.
+pub async fn read_archive_with_progress(
+    archive: &Path,
+    dest: impl Into<PathBuf>,
+    progress: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<Layout, Error> {
     let layout = Layout::create(dest).await?;
     let (a, l) = (archive.to_path_buf(), layout.clone());
-    let index = tokio::task::spawn_blocking(move || extract_sync(&a, &l))
+    let index = tokio::task::spawn_blocking(move || extract_sync(&a, &l, progress))
         .await
         .map_err(|e| Error::Config {
             reason: format!("archive reader panicked: {e}"),
@@ -165,13 +175,44 @@ pub async fn read_archive(archive: &Path, dest: impl Into<PathBuf>) -> Result<La
     Ok(layout)
 }
 
-fn extract_sync(archive: &Path, layout: &Layout) -> Result<IndexDocument, Error> {
+/// Counts the bytes read through it for a progress callback.
+struct Progress<R, F> {
+    inner: R,
+    done: u64,
+    total: u64,
+    report: F,
+}
+
+impl<R: Read, F: FnMut(u64, u64)> Read for Progress<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.report)(self.done, self.total);
+        Ok(n)
+    }
+}
+
+fn extract_sync(
+    archive: &Path,
+    layout: &Layout,
+    progress: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<IndexDocument, Error> {
     let io = |e: std::io::Error| Error::io(archive, e);
     let mut f = File::open(archive).map_err(io)?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic).map_err(io)?;
     drop(f);
-    let f = std::io::BufReader::with_capacity(1 << 20, File::open(archive).map_err(io)?);
+    let file = File::open(archive).map_err(io)?;
+    let total = file.metadata().map_err(io)?.len();
+    let f = std::io::BufReader::with_capacity(
+        1 << 20,
+        Progress {
+            inner: file,
+            done: 0,
+            total,
+            report: progress,
+        },
+    );
     let reader: Box<dyn Read> = match &magic[..n] {
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(f).map_err(io)?),
         [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
