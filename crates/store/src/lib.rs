@@ -5,7 +5,9 @@
 pub mod archive;
 pub mod layout;
 pub mod store;
+pub mod upload;
 
 pub use archive::{Compression, read_archive, write_archive};
 pub use layout::{BlobWriter, Layout};
-pub use store::{BlobRange, Store, split_ref_name};
+pub use store::{BlobRange, EntryRef, Store, split_entry_name, split_ref_name};
+pub use upload::Upload;
