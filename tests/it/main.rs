@@ -9,6 +9,7 @@ mod hostile_yaml;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
+mod serve_cli;
 mod transfer_cli;
 mod watch;
 

@@ -111,6 +111,19 @@ pub fn app<S: Store + 'static>(registry: Arc<Registry<S>>) -> Router {
     Router::new().fallback(dispatch::<S>).with_state(registry)
 }
 
+/// Serves [`app`] with the access log on `listener` until `shutdown` completes, then stops
+/// accepting and returns once the requests in flight are finished.
+pub async fn serve<S: Store + 'static>(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry<S>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(registry).layer(axum::middleware::from_fn(access_log));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 async fn dispatch<S: Store + 'static>(
