@@ -1,6 +1,7 @@
 //! Integration tests of the `airlock` binary, in one test binary (ripgrep style).
 
 mod check_cli;
+mod conformance;
 mod corpus;
 mod flags_cli;
 mod hostile_cli;

@@ -525,12 +525,16 @@ async fn put_manifest<S: Store>(
         None => Digest::of(&bytes),
     };
     // Every blob and child manifest it names must be here: a manifest is never visible before
-    // what it needs.
+    // what it needs (its subject excepted: referrers may arrive first).
     let needed: Vec<&Descriptor> = match &parsed {
         Parsed::Image { config, layers, .. } => std::iter::once(config).chain(layers).collect(),
         Parsed::Index { manifests } => manifests.iter().collect(),
     };
     for d in needed {
+        // Non-distributable (foreign) layers are fetched from their URLs, never pushed.
+        if d.media_type.contains("nondistributable") || d.media_type.contains(".foreign.") {
+            continue;
+        }
         if reg
             .store
             .stat_blob(&d.digest)

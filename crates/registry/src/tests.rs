@@ -503,6 +503,23 @@ async fn manifest_refused_when_invalid_unverified_or_too_big() {
     let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
     let r = t.req("PUT", "/v2/a/manifests/v1", &[MT], &huge).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A non-distributable layer is never pushed: its absence is no error.
+    let foreign = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": oci::manifest::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                    "digest": missing, "size": 12, "urls": ["https://example.invalid/l"]}],
+    }))
+    .unwrap();
+    let r = t.req("PUT", "/v2/b/manifests/v1", &[MT], &foreign).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    t.req(
+        "DELETE",
+        &format!("/v2/b/manifests/{}", Digest::of(&foreign)),
+        &[],
+        b"",
+    )
+    .await;
     let r = t.req("PUT", "/v2/a/manifests/bad:tag!", &[MT], &m).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(t.store_tags("a").await, Vec::<String>::new());
