@@ -11,6 +11,7 @@ mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
 mod serve_cli;
+mod serve_interop;
 mod transfer_cli;
 mod watch;
 
