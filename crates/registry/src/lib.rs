@@ -908,20 +908,21 @@ async fn append<S: Store>(
     req: Request,
 ) -> Result<()> {
     let upload = s.upload.as_mut().ok_or_else(ApiError::upload_unknown)?;
-    if let Some((start, end)) = content_range(req.headers())? {
-        if start != upload.len() {
-            return Err(ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "BLOB_UPLOAD_INVALID",
-                format!("chunk starts at {start}, upload is at {}", upload.len()),
-            )
-            .with_header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"))
-            .with_header(
-                header::RANGE,
-                format!("0-{}", upload.len().saturating_sub(1)),
-            ));
-        }
-        let _ = end;
+    let declared = content_range(req.headers())?;
+    let at = upload.len();
+    if let Some((start, _)) = declared
+        && start != upload.len()
+    {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("chunk starts at {start}, upload is at {}", upload.len()),
+        )
+        .with_header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"))
+        .with_header(
+            header::RANGE,
+            format!("0-{}", upload.len().saturating_sub(1)),
+        ));
     }
     let mut body = req.into_body().into_data_stream();
     let mut failed = None;
@@ -944,6 +945,22 @@ async fn append<S: Store>(
         }
     }
     s.touched = Instant::now();
+    let received = s.upload.as_ref().map_or(0, |u| u.len() - at);
+    if failed.is_none()
+        && let Some((start, end)) = declared
+        && received != end - start + 1
+    {
+        // The bytes appended are not the chunk the client described: the upload no longer
+        // matches what the client believes it holds.
+        failed = Some(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BLOB_UPLOAD_INVALID",
+            format!(
+                "Content-Range {start}-{end} declares {} bytes, {received} received",
+                end - start + 1
+            ),
+        ));
+    }
     if let Some(e) = failed {
         s.upload = None;
         reg.sessions().remove(id);

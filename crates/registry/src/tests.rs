@@ -298,6 +298,23 @@ async fn chunked_upload_in_order_with_416_out_of_order_status_and_cancel() {
     assert_eq!(r.h("location"), format!("/v2/a/blobs/{d}"));
     let r = t.req("GET", &format!("/v2/a/blobs/{d}"), &[], b"").await;
     assert_eq!(&r.body[..], b"hello world!");
+    // A chunk whose length is not what its Content-Range says ends the upload.
+    let loc = t
+        .req("POST", "/v2/a/blobs/uploads/", &[], b"")
+        .await
+        .h("location")
+        .to_string();
+    let r = t
+        .req("PATCH", &loc, &[("content-range", "0-9")], b"short")
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID")
+    );
+    assert_eq!(
+        t.req("GET", &loc, &[], b"").await.status,
+        StatusCode::NOT_FOUND
+    );
     // Cancel.
     let loc = t
         .req("POST", "/v2/a/blobs/uploads/", &[], b"")
