@@ -321,3 +321,82 @@ fn serve_layout_read_only_in_place_refuses_writes() {
         index
     );
 }
+
+#[test]
+fn kill_9_mid_upload_then_restart_serves_completed_blobs_and_no_partial() {
+    let store = tempfile::tempdir().unwrap();
+    let done = b"completed before the kill".to_vec();
+    let dd = Digest::of(&done);
+    let partial = vec![3u8; 1 << 20];
+    let pd = Digest::of(&partial);
+    {
+        let srv = Server::start(&["--store", store.path().to_str().unwrap()]);
+        assert_eq!(
+            http(
+                srv.addr,
+                "POST",
+                &format!("/v2/a/blobs/uploads/?digest={dd}"),
+                &done
+            )
+            .0,
+            201
+        );
+        // A chunked upload with half its bytes in, and a monolithic one mid-body.
+        let (status, headers, _) = http(srv.addr, "POST", "/v2/a/blobs/uploads/", b"");
+        assert_eq!(status, 202);
+        let loc = headers
+            .iter()
+            .find(|(k, _)| k == "location")
+            .unwrap()
+            .1
+            .clone();
+        assert_eq!(http(srv.addr, "PATCH", &loc, &partial[..1 << 19]).0, 202);
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        write!(
+            s,
+            "POST /v2/a/blobs/uploads/?digest={pd} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            partial.len()
+        )
+        .unwrap();
+        s.write_all(&partial[..1 << 19]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            blob_files(store.path()).len() >= 2,
+            "partials on disk before the kill"
+        );
+        srv.signal("-KILL");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let srv = Server::start(&["--store", store.path().to_str().unwrap()]);
+    let (status, _, body) = http(srv.addr, "GET", &format!("/v2/a/blobs/{dd}"), b"");
+    assert_eq!((status, body), (200, done));
+    assert_eq!(
+        http(srv.addr, "HEAD", &format!("/v2/a/blobs/{pd}"), b"").0,
+        404
+    );
+    assert_eq!(
+        blob_files(store.path()),
+        [dd.hex().to_string()],
+        "the restart removed the partials"
+    );
+}
+
+#[test]
+fn path_traversal_on_the_socket_is_refused() {
+    let store = tempfile::tempdir().unwrap();
+    let srv = Server::start(&["--store", store.path().to_str().unwrap()]);
+    for path in [
+        "/v2/../../etc/tags/list",
+        "/v2/a/%2e%2e/%2e%2e/x/manifests/latest",
+    ] {
+        let (status, _, body) = http(srv.addr, "GET", path, b"");
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("NAME_INVALID"),
+            "{path}"
+        );
+    }
+    let (status, _, _) = http(srv.addr, "PUT", "/v2/../../etc/manifests/latest", b"{}");
+    assert_eq!(status, 400);
+    assert!(!store.path().parent().unwrap().join("etc").exists());
+}
