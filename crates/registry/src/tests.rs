@@ -800,3 +800,42 @@ async fn layout_written_by_pack_is_served_in_place_with_index_children() {
     let r = t.req("GET", "/v2/_catalog", &[], b"").await;
     assert_eq!(r.json()["repositories"], serde_json::json!(["team/app"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_of_one_blob_store_it_once_and_whole() {
+    let t = Arc::new(T::new().await);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let d = Digest::of(&data);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (t, data, d) = (t.clone(), data.clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                t.req(
+                    "POST",
+                    &format!("/v2/r{i}/blobs/uploads/?digest={d}"),
+                    &[],
+                    &data,
+                )
+                .await
+                .status
+            } else {
+                let loc = t
+                    .req("POST", &format!("/v2/r{i}/blobs/uploads/"), &[], b"")
+                    .await
+                    .h("location")
+                    .to_string();
+                t.req("PATCH", &loc, &[], &data[..1_000_000]).await;
+                t.req("PUT", &format!("{loc}?digest={d}"), &[], &data[1_000_000..])
+                    .await
+                    .status
+            }
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::CREATED);
+    }
+    assert_eq!(t.blob_files(), [format!("sha256/{}", d.hex())]);
+    let r = t.req("GET", &format!("/v2/r0/blobs/{d}"), &[], b"").await;
+    assert_eq!(Digest::of(&r.body), d);
+}
