@@ -81,6 +81,18 @@ pub enum Command {
   airlock mirror --to registry.corp -f images.txt --rule docker.io/jenkins=registry.corp/ci/jenkins")]
     Mirror(MirrorArgs),
 
+    /// Be the private registry: serve a layout made by `pack` in place, or a read-write store.
+    #[command(after_help = "Examples:
+  airlock serve layout/                          # read-only, in place, on 127.0.0.1:5000
+  airlock serve --store /var/lib/airlock --listen 0.0.0.0:5000   # read-write
+  airlock push images.tar --to 127.0.0.1:5000    # then fill it")]
+    ///
+    /// Implements the OCI distribution spec v1.1 (pull, push, chunked uploads, mounts, tags
+    /// and catalog, referrers, sha256 and sha512). Every blob and manifest is verified against
+    /// its digest before it is visible. One access log line per request on stderr. SIGINT or
+    /// SIGTERM stops accepting connections and finishes the requests in flight.
+    Serve(ServeArgs),
+
     /// Enforce the policy: allowed registries, pinned versions, pull secrets, implicit images.
     #[command(after_help = "Examples:
   airlock check --registry registry.corp .
@@ -256,6 +268,31 @@ pub struct PushArgs {
 
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// An OCI layout directory (as `pack -o DIR/` writes it) to serve in place, read-only:
+    /// nothing is copied and nothing in it is changed.
+    #[arg(value_name = "LAYOUT", conflicts_with = "store")]
+    pub layout: Option<PathBuf>,
+
+    /// A layout directory to serve read-write (created if missing): pushes land here.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Address to listen on. The default answers only this machine; use 0.0.0.0:5000 to serve
+    /// the network.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    pub listen: std::net::SocketAddr,
+
+    /// Refuse every write (405 UNSUPPORTED), also with --store.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Upload sessions untouched for this many seconds are removed with their bytes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub upload_ttl: u64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ mod pack;
 mod push;
 mod rewrite;
 mod scan;
+mod serve;
 pub mod transfer;
 
 use crate::cli::{Cli, Command};
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pack(args) => pack::run(&args),
         Command::Push(args) => push::run(&args),
         Command::Mirror(args) => mirror::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),

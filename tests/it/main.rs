@@ -1,6 +1,7 @@
 //! Integration tests of the `airlock` binary, in one test binary (ripgrep style).
 
 mod check_cli;
+mod conformance;
 mod corpus;
 mod deploy;
 mod flags_cli;
@@ -10,6 +11,8 @@ mod hostile_yaml;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
+mod serve_cli;
+mod serve_interop;
 mod transfer_cli;
 mod watch;
 

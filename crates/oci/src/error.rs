@@ -9,8 +9,8 @@ use crate::digest::{Digest, InvalidDigest};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A string that is not a `sha256:<64 hex>` digest.
-    #[error("invalid digest {digest:?} (only sha256:<64 hex> is supported)")]
+    /// A string that is not a `sha256:<64 hex>` or `sha512:<128 hex>` digest.
+    #[error("invalid digest {digest:?} (only sha256:<64 hex> and sha512:<128 hex> are supported)")]
     InvalidDigest {
         /// The text that failed to parse.
         digest: String,

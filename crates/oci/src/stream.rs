@@ -29,7 +29,7 @@ pub fn verify_stream(
     }
     let st = St {
         inner: Box::pin(inner),
-        hasher: Some(Hasher::new()),
+        hasher: Some(Hasher::for_digest(&digest)),
         held: None,
         digest,
         size,

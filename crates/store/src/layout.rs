@@ -138,6 +138,12 @@ impl Layout {
         let dst = self.blob_path(digest);
         let dir = dst.parent().unwrap_or(&self.root).to_path_buf();
         let hex = digest.hex().to_string();
+        if digest.algorithm() != "sha256" {
+            // `create` makes only `blobs/sha256`, the algorithm nearly every blob uses.
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| Error::io(&dir, e))?;
+        }
         let (file, tmp) =
             tokio::task::spawn_blocking(move || create_exclusive(&dir, &hex, ".partial"))
                 .await
@@ -147,7 +153,7 @@ impl Layout {
                 .map_err(|e| Error::io(self.blob_path(digest), e))?;
         Ok(BlobWriter {
             file: tokio::fs::File::from_std(file),
-            hasher: Hasher::new(),
+            hasher: Hasher::for_digest(digest),
             verify: true,
             written: 0,
             tmp,

@@ -7,8 +7,10 @@ pub mod archive;
 pub mod layout;
 pub mod store;
 pub mod tar_index;
+pub mod upload;
 
 pub use archive::{Compression, read_archive, read_archive_with_progress, write_archive};
 pub use layout::{BlobWriter, Layout};
-pub use store::{BlobRange, Store, split_ref_name};
+pub use store::{BlobRange, EntryRef, Store, split_entry_name, split_ref_name};
 pub use tar_index::TarArchive;
+pub use upload::Upload;

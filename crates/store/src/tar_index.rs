@@ -22,7 +22,7 @@
 //! The archive must not be rewritten in place while served (a replacement by rename is harmless:
 //! the open descriptor keeps the old file).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,10 @@ use oci::manifest::{Descriptor, IndexDocument, check_manifest_size};
 use oci::stream::{BlobStream, verify_stream};
 
 use crate::layout::BlobWriter;
-use crate::store::{BlobRange, Store, split_ref_name};
+use crate::store::{
+    BlobRange, Store, manifests_in_index, repositories_in_index, resolve_in_index, tags_in_index,
+};
+use crate::upload::Upload;
 
 const BLOCK: u64 = 512;
 const CHUNK: u64 = 256 * 1024;
@@ -338,9 +341,7 @@ impl Store for TarArchive {
     }
 
     async fn put_blob(&self, _digest: &Digest, _size: Option<u64>) -> Result<BlobWriter, Error> {
-        Err(Error::ReadOnly {
-            what: self.path.display().to_string(),
-        })
+        Err(self.read_only())
     }
 
     async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Descriptor, Error> {
@@ -348,9 +349,7 @@ impl Store for TarArchive {
     }
 
     async fn set_tag(&self, _repository: &str, _tag: &str, _desc: Descriptor) -> Result<(), Error> {
-        Err(Error::ReadOnly {
-            what: self.path.display().to_string(),
-        })
+        Err(self.read_only())
     }
 
     async fn tags(&self, repository: &str) -> Result<Vec<String>, Error> {
@@ -360,60 +359,43 @@ impl Store for TarArchive {
     async fn repositories(&self) -> Result<Vec<String>, Error> {
         Ok(repositories_in_index(&self.index))
     }
-}
 
-/// The descriptor `repository:tag` names in `index` (by [`split_ref_name`] of each full name);
-/// several names with different digests are ambiguous. `path` names the store in errors.
-pub(crate) fn resolve_in_index(
-    index: &IndexDocument,
-    path: &Path,
-    repository: &str,
-    tag: &str,
-) -> Result<Descriptor, Error> {
-    let found: Vec<&Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|d| d.ref_name().and_then(split_ref_name) == Some((repository, tag)))
-        .collect();
-    match found.as_slice() {
-        [] => Err(Error::NotInLayout {
-            path: path.to_path_buf(),
-            name: format!("{repository}:{tag}"),
-        }),
-        [first, rest @ ..] if rest.iter().all(|d| d.digest == first.digest) => Ok((*first).clone()),
-        many => Err(Error::AmbiguousTag {
-            path: path.to_path_buf(),
-            repository: repository.to_string(),
-            tag: tag.to_string(),
-            names: many
-                .iter()
-                .filter_map(|d| d.ref_name().map(str::to_string))
-                .collect(),
-        }),
+    async fn begin_upload(&self) -> Result<Upload, Error> {
+        Err(self.read_only())
+    }
+
+    async fn commit_upload(&self, _upload: Upload, _digest: &Digest) -> Result<u64, Error> {
+        Err(self.read_only())
+    }
+
+    async fn delete_blob(&self, _digest: &Digest) -> Result<bool, Error> {
+        Err(self.read_only())
+    }
+
+    async fn add_manifest(&self, _repository: &str, _desc: Descriptor) -> Result<(), Error> {
+        Err(self.read_only())
+    }
+
+    async fn manifests(&self, repository: &str) -> Result<Vec<Descriptor>, Error> {
+        Ok(manifests_in_index(self.index.clone(), repository))
+    }
+
+    async fn delete_manifest(&self, _repository: &str, _digest: &Digest) -> Result<bool, Error> {
+        Err(self.read_only())
+    }
+
+    async fn delete_tag(&self, _repository: &str, _tag: &str) -> Result<bool, Error> {
+        Err(self.read_only())
     }
 }
 
-/// The sorted tags of `repository` in `index`.
-pub(crate) fn tags_in_index(index: &IndexDocument, repository: &str) -> Vec<String> {
-    let tags: BTreeSet<&str> = index
-        .manifests
-        .iter()
-        .filter_map(|d| d.ref_name().and_then(split_ref_name))
-        .filter(|(r, _)| *r == repository)
-        .map(|(_, t)| t)
-        .collect();
-    tags.into_iter().map(str::to_string).collect()
-}
-
-/// The sorted repositories with at least one tag in `index`.
-pub(crate) fn repositories_in_index(index: &IndexDocument) -> Vec<String> {
-    let repos: BTreeSet<&str> = index
-        .manifests
-        .iter()
-        .filter_map(|d| d.ref_name().and_then(split_ref_name))
-        .map(|(r, _)| r)
-        .collect();
-    repos.into_iter().map(str::to_string).collect()
+impl TarArchive {
+    /// What every write to an archive gets: it is served as it was packed.
+    fn read_only(&self) -> Error {
+        Error::ReadOnly {
+            what: self.path.display().to_string(),
+        }
+    }
 }
 
 /// What the header walk found.

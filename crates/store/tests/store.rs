@@ -116,8 +116,13 @@ async fn same_repository_and_tag_from_two_registries_is_ambiguous_not_a_guess() 
         .filter_map(|d| d.ref_name().map(str::to_string))
         .collect();
     assert_eq!(names, ["app:1"]);
-    // A repository whose first component reads as a host cannot round-trip: refused.
-    assert!(layout.set_tag("team.io/app", "1", b).await.is_err());
+    // A repository whose first component reads as a host is stored under `localhost/` and
+    // maps back to itself.
+    layout.set_tag("team.io/app", "1", b.clone()).await.unwrap();
+    assert_eq!(
+        layout.resolve_tag("team.io/app", "1").await.unwrap().digest,
+        b.digest
+    );
 }
 
 #[tokio::test]
