@@ -333,53 +333,6 @@ impl Store for Layout {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{EntryRef, entry_name, split_entry_name, split_ref_name};
-
-    #[test]
-    fn entry_names_round_trip_host_like_repositories() {
-        for repo in ["app", "team/app", "team.io/app", "localhost/app", "a:b/c"] {
-            let t = entry_name(repo, ':', "v1");
-            assert_eq!(
-                split_entry_name(&t),
-                Some((repo, EntryRef::Tag("v1"))),
-                "{t}"
-            );
-            let d = entry_name(repo, '@', "sha256:ab");
-            assert_eq!(
-                split_entry_name(&d),
-                Some((repo, EntryRef::Digest("sha256:ab"))),
-                "{d}"
-            );
-        }
-    }
-
-    #[test]
-    fn full_names_map_to_repository_and_tag() {
-        let cases = [
-            (
-                "127.0.0.1:15500/bench/img01:1.0",
-                Some(("bench/img01", "1.0")),
-            ),
-            (
-                "docker.io/library/nginx:1.27",
-                Some(("library/nginx", "1.27")),
-            ),
-            ("localhost/app:v1", Some(("app", "v1"))),
-            ("team/app:v1", Some(("team/app", "v1"))),
-            ("app:v1", Some(("app", "v1"))),
-            ("registry.example:5000/app", None),
-            ("latest", None),
-            ("registry.example/app@sha256:abc", None),
-            ("registry.example/app:", None),
-        ];
-        for (name, want) in cases {
-            assert_eq!(split_ref_name(name), want, "{name}");
-        }
-    }
-}
-
 // The repository + tag view of an `index.json`, shared by every store that has one (a layout
 // directory, a tar archive read in place), so they can never disagree about a name.
 
@@ -450,4 +403,51 @@ pub(crate) fn manifests_in_index(index: IndexDocument, repository: &str) -> Vec<
         })
         .filter(|d| seen.insert(d.digest.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EntryRef, entry_name, split_entry_name, split_ref_name};
+
+    #[test]
+    fn entry_names_round_trip_host_like_repositories() {
+        for repo in ["app", "team/app", "team.io/app", "localhost/app", "a:b/c"] {
+            let t = entry_name(repo, ':', "v1");
+            assert_eq!(
+                split_entry_name(&t),
+                Some((repo, EntryRef::Tag("v1"))),
+                "{t}"
+            );
+            let d = entry_name(repo, '@', "sha256:ab");
+            assert_eq!(
+                split_entry_name(&d),
+                Some((repo, EntryRef::Digest("sha256:ab"))),
+                "{d}"
+            );
+        }
+    }
+
+    #[test]
+    fn full_names_map_to_repository_and_tag() {
+        let cases = [
+            (
+                "127.0.0.1:15500/bench/img01:1.0",
+                Some(("bench/img01", "1.0")),
+            ),
+            (
+                "docker.io/library/nginx:1.27",
+                Some(("library/nginx", "1.27")),
+            ),
+            ("localhost/app:v1", Some(("app", "v1"))),
+            ("team/app:v1", Some(("team/app", "v1"))),
+            ("app:v1", Some(("app", "v1"))),
+            ("registry.example:5000/app", None),
+            ("latest", None),
+            ("registry.example/app@sha256:abc", None),
+            ("registry.example/app:", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(split_ref_name(name), want, "{name}");
+        }
+    }
 }
