@@ -69,7 +69,7 @@ impl Client {
         out: &mut W,
     ) -> Result<u64, Error> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
-        let mut hasher = Hasher::new();
+        let mut hasher = Hasher::for_digest(digest);
         let mut tries = self.inner.opts.retry.start();
         loop {
             match self

@@ -692,3 +692,21 @@ async fn slow_but_steady_upload_is_not_cut_by_the_idle_timeout() {
         .unwrap();
     assert_eq!(patch.body, all);
 }
+
+/// A sha512 blob (the OCI spec allows it; `airlock serve` stores them) is hashed with sha512:
+/// it was hashed with sha256 and refused as a digest mismatch.
+#[tokio::test]
+async fn sha512_blobs_are_verified_with_sha512() {
+    let body = b"a sha512 blob".to_vec();
+    let digest = Digest::sha512_of(&body);
+    let served = body.clone();
+    let server = Server::start(move |_r: &Req| Reply::new(200).body(served.clone())).await;
+    let c = client(&server.host);
+    let repo = Repo::new(server.host.clone(), "app");
+    let mut out = Vec::new();
+    let n = c
+        .get_blob(&repo, &digest, Some(body.len() as u64), &mut out)
+        .await
+        .unwrap();
+    assert_eq!((n, out), (body.len() as u64, body));
+}
