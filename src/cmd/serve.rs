@@ -108,7 +108,7 @@ async fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<oci_store::Layout>
         // A few lines a second at most: the callback runs on every read of the file.
         if last.elapsed() >= Duration::from_millis(250) || done == total {
             last = Instant::now();
-            let pct = if total == 0 { 100 } else { done * 100 / total };
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
             eprint!(
                 "\rairlock serve: loading {label}: {} / {} MiB ({pct}%)",
                 done >> 20,
