@@ -37,12 +37,13 @@ impl Server {
         let l = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Logged before the address is handed over, so `start`'s caller sees the line.
+                l.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     let url = rest.split_whitespace().next().unwrap_or("");
                     let addr = url.split("://").nth(1).unwrap_or(url).to_string();
                     let _ = tx.send(addr);
                 }
-                l.lock().unwrap().push(line);
             }
         });
         let addr = rx
@@ -530,7 +531,7 @@ fn serve_tls_dir_ca_is_trusted_by_airlock_pack() {
         "registry.airgap.local",
     ]);
     let log = server.log().join("\n");
-    assert!(log.contains("https://"), "{log}");
+    assert!(log.contains("listening on https://"), "{log}");
     assert!(
         log.contains("fingerprint") && log.contains("ca.pem"),
         "{log}"
