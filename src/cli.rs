@@ -81,16 +81,20 @@ pub enum Command {
   airlock mirror --to registry.corp -f images.txt --rule docker.io/jenkins=registry.corp/ci/jenkins")]
     Mirror(MirrorArgs),
 
-    /// Be the private registry: serve a layout made by `pack` in place, or a read-write store.
+    /// Be the private registry: serve an archive or a layout made by `pack` in place, or a
+    /// read-write store.
     #[command(after_help = "Examples:
-  airlock serve layout/                          # read-only, in place, on 127.0.0.1:5000
-  airlock serve --store /var/lib/airlock --listen 0.0.0.0:5000   # read-write
-  airlock push images.tar --to 127.0.0.1:5000    # then fill it")]
+  airlock serve bundle.tar                       # read-only, in place, on 127.0.0.1:5000
+  airlock serve bundle.tar.zst --store /var/lib/airlock   # unpacked once, then read-only
+  airlock serve --store /var/lib/airlock --listen 0.0.0.0:5000 --tls-dir /var/lib/airlock-tls
+  airlock push images.tar --to 127.0.0.1:5000    # then fill it
+  airlock serve --print-node-config k3s --registry registry.corp:5000 --tls-dir tls/")]
     ///
     /// Implements the OCI distribution spec v1.1 (pull, push, chunked uploads, mounts, tags
     /// and catalog, referrers, sha256 and sha512). Every blob and manifest is verified against
-    /// its digest before it is visible. One access log line per request on stderr. SIGINT or
-    /// SIGTERM stops accepting connections and finishes the requests in flight.
+    /// its digest before it is visible. One access log line per request on stderr; request
+    /// counters on /metrics (unauthenticated). SIGINT or SIGTERM stops accepting connections
+    /// and finishes the requests in flight.
     Serve(ServeArgs),
 
     /// Enforce the policy: allowed registries, pinned versions, pull secrets, implicit images.
@@ -272,12 +276,14 @@ pub struct PushArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// An OCI layout directory (as `pack -o DIR/` writes it) to serve in place, read-only:
-    /// nothing is copied and nothing in it is changed.
-    #[arg(value_name = "LAYOUT", conflicts_with = "store")]
+    /// What to serve: a `.tar` archive (read in place, nothing unpacked), a compressed archive
+    /// with --store (unpacked once into it), or an OCI layout directory (served in place). All
+    /// read-only: nothing in them is changed.
+    #[arg(value_name = "ARCHIVE|LAYOUT")]
     pub layout: Option<PathBuf>,
 
-    /// A layout directory to serve read-write (created if missing): pushes land here.
+    /// A layout directory to serve read-write (created if missing): pushes land here. With an
+    /// ARCHIVE, the directory it is unpacked into (read-only unless --read-write).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
 
@@ -287,12 +293,60 @@ pub struct ServeArgs {
     pub listen: std::net::SocketAddr,
 
     /// Refuse every write (405 UNSUPPORTED), also with --store.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "read_write")]
     pub read_only: bool,
+
+    /// With an ARCHIVE unpacked into --store, accept pushes into that store too.
+    #[arg(long, requires = "store")]
+    pub read_write: bool,
 
     /// Upload sessions untouched for this many seconds are removed with their bytes.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub upload_ttl: u64,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_dir"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a generated certificate: a CA (ca.pem, kept and reused across restarts)
+    /// and a server certificate signed by it are written into DIR; give nodes ca.pem.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+
+    /// An extra DNS name or IP address for the generated certificate (besides the listen
+    /// address, localhost and 127.0.0.1); repeatable.
+    #[arg(long = "tls-san", value_name = "NAME", requires = "tls_dir")]
+    pub tls_san: Vec<String>,
+
+    /// htpasswd file (bcrypt entries, `htpasswd -B`) of users who may pull.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd_read: Option<PathBuf>,
+
+    /// htpasswd file (bcrypt entries) of users who may pull, push and delete.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd_write: Option<PathBuf>,
+
+    /// With an htpasswd file, let pulls through without credentials (pushes still need a
+    /// write user).
+    #[arg(long)]
+    pub anonymous_read: bool,
+
+    /// Print the script that points a node's container runtime at this registry (the target
+    /// of --registry/--mapping/--rule or the configuration file) and exit.
+    #[arg(long, value_name = "RUNTIME", value_parser = ["containerd", "k3s", "rke2", "k0s"])]
+    pub print_node_config: Option<String>,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, clap::Args)]

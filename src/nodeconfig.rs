@@ -30,7 +30,6 @@
 //! only.
 
 // Wired to `airlock serve --print-node-config` together with the serve verb.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

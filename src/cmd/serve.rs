@@ -1,44 +1,139 @@
-//! `airlock serve`: the registry inside the air gap. A layout directory is served read-only in
-//! place (opened, never copied or written); `--store DIR` is a read-write store that `push`,
-//! skopeo or CI fill. The HTTP side is [`oci_registry::app`]; this verb binds, logs and stops
-//! cleanly: on SIGINT or SIGTERM it stops accepting and finishes the requests in flight.
+//! `airlock serve`: the registry inside the air gap. A `.tar` archive is served read-only in
+//! place (blobs read at their offsets), a compressed archive is unpacked once into `--store`, a
+//! layout directory is served read-only in place (opened, never copied or written); `--store DIR`
+//! alone is a read-write store that `push`, skopeo or CI fill. The HTTP side is
+//! [`oci_registry::app`] with TLS, htpasswd auth and `/metrics` layered on; this verb binds, logs
+//! and stops cleanly: on SIGINT or SIGTERM it stops accepting and finishes the requests in flight.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use oci_registry::{RustlsConfig, auth, metrics, tls};
+use oci_store::Store;
 
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
 
+/// How often `--tls-cert`/`--tls-key` are checked for a rotation.
+const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
 pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
+    if let Some(runtime) = &args.print_node_config {
+        return print_node_config(args, runtime);
+    }
     crate::registry::runtime()?.block_on(serve(args))
 }
 
+fn print_node_config(args: &ServeArgs, runtime: &str) -> anyhow::Result<Exit> {
+    use crate::nodeconfig::{NodeOptions, Trust};
+    let mapping = args.config.load()?.mapping()?;
+    let trust = if args.tls_dir.is_some() {
+        Trust::Ca { node_path: None }
+    } else if args.tls_cert.is_some() {
+        Trust::System
+    } else {
+        Trust::Http
+    };
+    let script = crate::nodeconfig::node_config(
+        runtime.parse()?,
+        &NodeOptions {
+            mapping: &mapping,
+            trust,
+            public_hosts: vec![],
+            username: None,
+        },
+    )?;
+    print!("{script}");
+    Ok(Exit::Ok)
+}
+
 async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
-    let (layout, read_only, what) = match (&args.layout, &args.store) {
-        (Some(dir), None) => {
-            if crate::cmd::pack::is_archive(dir) {
+    match (&args.layout, &args.store) {
+        (Some(src), None) if crate::cmd::pack::is_archive(src) => {
+            if args.read_write {
                 anyhow::bail!(
-                    "{}: serving an archive is not supported yet; unpack it with `airlock pack` to a directory, or `airlock push` it into `airlock serve --store DIR`",
-                    dir.display()
+                    "{}: an archive is served read-only in place; give --store DIR to unpack it into a store that accepts pushes",
+                    src.display()
                 );
             }
+            let path = src.clone();
+            let archive = tokio::task::spawn_blocking(move || oci_store::TarArchive::open(path))
+                .await?
+                .with_context(|| {
+                    format!(
+                        "cannot serve {} in place (a compressed archive needs --store DIR to be unpacked into)",
+                        src.display()
+                    )
+                })?;
+            run_registry(args, archive, true, &src.display().to_string()).await
+        }
+        (Some(src), Some(dir)) if crate::cmd::pack::is_archive(src) => {
+            let layout = unpack(src, dir).await?;
+            let what = format!("{} unpacked into {}", src.display(), dir.display());
+            let read_only = args.read_only || !args.read_write;
+            run_registry(args, layout, read_only, &what).await
+        }
+        (Some(dir), None) => {
             let layout = oci_store::Layout::open(dir)
                 .await
                 .with_context(|| format!("{} is not an OCI layout", dir.display()))?;
-            (layout, true, dir)
+            run_registry(args, layout, true, &dir.display().to_string()).await
         }
         (None, Some(dir)) => {
             let layout = oci_store::Layout::create(dir)
                 .await
                 .with_context(|| format!("cannot use {} as a store", dir.display()))?;
-            (layout, args.read_only, dir)
+            run_registry(args, layout, args.read_only, &dir.display().to_string()).await
         }
-        _ => anyhow::bail!("give a LAYOUT to serve read-only, or --store DIR"),
-    };
+        (Some(dir), Some(_)) => anyhow::bail!(
+            "{}: a layout directory is served in place; give it alone, or --store DIR alone",
+            dir.display()
+        ),
+        (None, None) => {
+            anyhow::bail!("give an ARCHIVE or LAYOUT to serve read-only, or --store DIR")
+        }
+    }
+}
+
+/// Unpacks `archive` into the layout `dir` with a progress line on stderr (blobs already in
+/// `dir` are verified and skipped, so a restart does not copy them again).
+async fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<oci_store::Layout> {
+    let name = archive.display().to_string();
+    let start = Instant::now();
+    let mut last = Instant::now() - Duration::from_secs(1);
+    let label = name.clone();
+    let layout = oci_store::read_archive_with_progress(archive, dir, move |done, total| {
+        // A few lines a second at most: the callback runs on every read of the file.
+        if last.elapsed() >= Duration::from_millis(250) || done == total {
+            last = Instant::now();
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            eprint!(
+                "\rairlock serve: loading {label}: {} / {} MiB ({pct}%)",
+                done >> 20,
+                total >> 20
+            );
+        }
+    })
+    .await
+    .with_context(|| format!("cannot unpack {name} into {}", dir.display()))?;
+    eprintln!(
+        "\nairlock serve: loaded {name} into {} in {:.1} s",
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(layout)
+}
+
+async fn run_registry<S: Store + 'static>(
+    args: &ServeArgs,
+    store: S,
+    read_only: bool,
+    what: &str,
+) -> anyhow::Result<Exit> {
     let registry = Arc::new(
-        oci_registry::Registry::new(layout)
+        oci_registry::Registry::new(store)
             .read_only(read_only)
             .upload_ttl(Duration::from_secs(args.upload_ttl)),
     );
@@ -46,10 +141,36 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+
+    let (tls_config, reloader) = tls_config(args)?;
+    let https = tls_config.is_some();
+
+    let mut app = oci_registry::app(registry.clone());
+    let authenticated = args.htpasswd_read.is_some() || args.htpasswd_write.is_some();
+    if authenticated {
+        let opts = auth::AuthOptions {
+            https,
+            anonymous_read: args.anonymous_read,
+            ..auth::AuthOptions::default()
+        };
+        let (r, w) = (args.htpasswd_read.clone(), args.htpasswd_write.clone());
+        let auth = tokio::task::spawn_blocking(move || {
+            auth::Auth::from_files(r.as_deref(), w.as_deref(), opts)
+        })
+        .await??;
+        app = auth::protect(app, Arc::new(auth));
+    } else if args.anonymous_read {
+        anyhow::bail!("--anonymous-read needs --htpasswd-write or --htpasswd-read");
+    }
+    // Outermost, so refused requests are counted and logged too; /metrics needs no credentials.
+    let app =
+        oci_registry::with_access_log(metrics::instrument(app, Arc::new(metrics::Metrics::new())));
+
     eprintln!(
-        "airlock serve: listening on http://{addr} ({}, {})",
-        what.display(),
-        if read_only { "read-only" } else { "read-write" }
+        "airlock serve: listening on {}://{addr} ({what}, {}{})",
+        if https { "https" } else { "http" },
+        if read_only { "read-only" } else { "read-write" },
+        if authenticated { ", htpasswd" } else { "" },
     );
     // Abandoned uploads expire even when nobody starts a new one.
     let sweeper = {
@@ -62,12 +183,48 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
             }
         })
     };
-    oci_registry::serve(listener, registry, shutdown_signal())
+    oci_registry::serve_app(listener, app, tls_config, shutdown_signal())
         .await
         .context("server failed")?;
     sweeper.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     eprintln!("airlock serve: stopped");
     Ok(Exit::Ok)
+}
+
+/// The TLS configuration of `--tls-cert/--tls-key` (with a reloader for rotated files) or of a
+/// generated certificate in `--tls-dir`; `None` for plain HTTP.
+fn tls_config(
+    args: &ServeArgs,
+) -> anyhow::Result<(Option<RustlsConfig>, Option<tokio::task::JoinHandle<()>>)> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let config = RustlsConfig::from_config(tls::load_server_config(cert, key)?);
+        let reloader = tls::spawn_reloader(
+            config.clone(),
+            cert.clone(),
+            key.clone(),
+            TLS_RELOAD_INTERVAL,
+        );
+        return Ok((Some(config), Some(reloader)));
+    }
+    let Some(dir) = &args.tls_dir else {
+        return Ok((None, None));
+    };
+    let s = tls::self_signed(dir, &args.listen.ip().to_string(), &args.tls_san)?;
+    eprintln!(
+        "airlock serve: TLS CA {} ({}), SHA-256 fingerprint {}",
+        s.ca_cert.display(),
+        if s.ca_reused { "reused" } else { "new" },
+        s.ca_fingerprint
+    );
+    eprintln!(
+        "airlock serve: server certificate {} for {}",
+        s.server_cert.display(),
+        s.sans.join(", ")
+    );
+    Ok((Some(RustlsConfig::from_config(s.config)), None))
 }
 
 async fn shutdown_signal() {

@@ -37,14 +37,11 @@ impl Server {
         let l = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Logged before the address is announced: a test that reads the log right
-                // after start must find the start-up lines.
-                let addr = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string());
-                l.lock().unwrap().push(line);
-                if let Some(addr) = addr {
+                // Logged before the address is handed over, so `start`'s caller sees the line.
+                l.lock().unwrap().push(line.clone());
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or("");
+                    let addr = url.split("://").nth(1).unwrap_or(url).to_string();
                     let _ = tx.send(addr);
                 }
             }
@@ -404,4 +401,251 @@ fn path_traversal_on_the_socket_is_refused() {
     let (status, _, _) = http(srv.addr, "PUT", "/v2/../../etc/manifests/latest", b"{}");
     assert_eq!(status, 400);
     assert!(!store.path().parent().unwrap().join("etc").exists());
+}
+
+/// A directory holding `out` (an archive or layout named by the caller) packed by `airlock pack`
+/// with `lab/app:1.0` from a throwaway registry; and the image's manifest digest.
+fn packed(out: &str) -> (tempfile::TempDir, String) {
+    let (source, _set, image_digest, _) =
+        crate::lock_cli::registry_with_images(testimages::RegistryKind::PLAIN);
+    let dir = crate::tempdir();
+    let src = source.host();
+    std::fs::write(dir.path().join("list"), format!("{src}/lab/app:1.0\n")).unwrap();
+    let out = crate::airlock()
+        .current_dir(dir.path())
+        .args(["pack", "-f", "list", "-o", out, "--insecure", &src])
+        .args(["--progress", "quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(dir.path().join("list")).unwrap();
+    (dir, image_digest)
+}
+
+fn dir_listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The manifest digest skopeo reads for `lab/app:1.0` from a plain-HTTP server.
+fn skopeo_digest(addr: SocketAddr) -> String {
+    let raw = testimages::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{addr}/lab/app:1.0"),
+    ])
+    .unwrap();
+    testimages::sha256_digest(&raw)
+}
+
+fn assert_writes_refused(addr: SocketAddr) {
+    let d = Digest::of(b"x");
+    for (method, path) in [
+        ("POST", "/v2/lab/app/blobs/uploads/".to_string()),
+        ("POST", format!("/v2/lab/app/blobs/uploads/?digest={d}")),
+        ("DELETE", format!("/v2/lab/app/blobs/{d}")),
+        ("PUT", "/v2/lab/app/manifests/2.0".to_string()),
+        ("DELETE", "/v2/lab/app/manifests/1.0".to_string()),
+    ] {
+        let (status, _, body) = http(addr, method, &path, b"x");
+        assert_eq!(status, 405, "{method} {path}");
+        assert!(String::from_utf8_lossy(&body).contains("UNSUPPORTED"));
+    }
+}
+
+#[test]
+fn serve_tar_archive_in_place_starts_fast_and_refuses_writes() {
+    let (dir, image_digest) = packed("bundle.tar");
+    let archive = dir.path().join("bundle.tar");
+    let before = dir_listing(dir.path());
+    let archive_bytes = std::fs::read(&archive).unwrap();
+    let t = Instant::now();
+    let server = Server::start(&[archive.to_str().unwrap()]);
+    let startup = t.elapsed();
+    eprintln!("serve bundle.tar: listening after {startup:?}");
+    assert!(startup < Duration::from_secs(1), "startup took {startup:?}");
+    assert!(
+        server.log().iter().any(|l| l.contains("read-only")),
+        "{:?}",
+        server.log()
+    );
+    assert_eq!(skopeo_digest(server.addr), image_digest);
+    assert_writes_refused(server.addr);
+    drop(server);
+    assert_eq!(
+        dir_listing(dir.path()),
+        before,
+        "nothing beside the archive"
+    );
+    assert_eq!(std::fs::read(&archive).unwrap(), archive_bytes);
+}
+
+#[test]
+fn serve_tar_zst_unpacks_once_into_the_store_with_progress() {
+    let (dir, image_digest) = packed("bundle.tar.zst");
+    let archive = dir.path().join("bundle.tar.zst");
+    let out = crate::airlock()
+        .args([
+            "serve",
+            archive.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--store"), "{err}");
+
+    let store = dir.path().join("store");
+    let server = Server::start(&[
+        archive.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let log = server.log().join("\n");
+    assert!(log.contains("loading") && log.contains("100%"), "{log}");
+    assert!(store.join("oci-layout").is_file());
+    assert_eq!(skopeo_digest(server.addr), image_digest);
+    assert_writes_refused(server.addr);
+}
+
+#[test]
+fn serve_tls_dir_ca_is_trusted_by_airlock_pack() {
+    let (dir, image_digest) = packed("bundle.tar");
+    let tls = dir.path().join("tls");
+    let server = Server::start(&[
+        dir.path().join("bundle.tar").to_str().unwrap(),
+        "--tls-dir",
+        tls.to_str().unwrap(),
+        "--tls-san",
+        "registry.airgap.local",
+    ]);
+    let log = server.log().join("\n");
+    assert!(log.contains("listening on https://"), "{log}");
+    assert!(
+        log.contains("fingerprint") && log.contains("ca.pem"),
+        "{log}"
+    );
+    let ca = tls.join("ca.pem");
+    let work = crate::tempdir();
+    std::fs::write(
+        work.path().join("list"),
+        format!("{}/lab/app:1.0\n", server.addr),
+    )
+    .unwrap();
+    let pack = |extra: &[&str]| {
+        crate::airlock()
+            .current_dir(work.path())
+            .args(["pack", "-f", "list", "-o", "out", "--progress", "quiet"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let untrusted = pack(&[]);
+    assert!(!untrusted.status.success(), "a CA nobody trusts is refused");
+    let out = pack(&["--ca-file", ca.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let index = std::fs::read_to_string(work.path().join("out/index.json")).unwrap();
+    assert!(index.contains(&image_digest), "{index}");
+}
+
+#[test]
+fn serve_htpasswd_write_user_pushes_anonymous_refused_and_metrics_count() {
+    let (dir, _) = packed("layout");
+    let htpasswd = dir.path().join("htpasswd");
+    let ok = std::process::Command::new("htpasswd")
+        .args(["-B", "-b", "-C", "4", "-c"])
+        .arg(&htpasswd)
+        .args(["ci", "s3cret"])
+        .status()
+        .expect("htpasswd (apache2-utils) is installed");
+    assert!(ok.success());
+    let store = dir.path().join("store");
+    let server = Server::start(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--htpasswd-write",
+        htpasswd.to_str().unwrap(),
+    ]);
+    let to = server.addr.to_string();
+    let push = |creds: Option<&str>| {
+        let mut cmd = crate::airlock();
+        cmd.current_dir(dir.path())
+            .args(["push", "layout", "--to", &to, "--insecure", &to])
+            .args(["--progress", "quiet"]);
+        if let Some(c) = creds {
+            cmd.env("AIRLOCK_CREDS", c);
+        }
+        cmd.output().unwrap()
+    };
+    let anonymous = push(None);
+    assert_eq!(anonymous.status.code(), Some(3), "{anonymous:?}");
+    let wrong = push(Some("ci:wrong"));
+    assert_eq!(wrong.status.code(), Some(3), "{wrong:?}");
+    let out = push(Some("ci:s3cret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !server.log().join("\n").contains("s3cret"),
+        "the password is never logged"
+    );
+
+    // /metrics answers without credentials and counted the refusals and the accepted pushes.
+    let (status, _, body) = http(server.addr, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let count = |needle: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("airlock_http_requests_total{") && l.contains(needle))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert!(count("status=\"401\"") >= 2, "{text}");
+    assert!(count("status=\"201\"") >= 1, "{text}");
+    let failures: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("airlock_auth_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{text}");
+}
+
+#[test]
+fn serve_print_node_config_containerd_names_the_registry() {
+    let out = crate::airlock()
+        .args([
+            "serve",
+            "--print-node-config",
+            "containerd",
+            "--registry",
+            "registry.corp:5000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.contains("hosts.toml"), "{script}");
+    assert!(script.contains("http://registry.corp:5000"), "{script}");
 }

@@ -108,6 +108,9 @@ impl ApiError {
                 "SIZE_INVALID",
                 format!("{actual} bytes received, {expected} declared"),
             ),
+            // A store that cannot be written (an archive served in place) refuses like
+            // `--read-only` does, not with a server error.
+            E::ReadOnly { .. } => ApiError::read_only(),
             E::NotInLayout { name, .. } => ApiError::manifest_unknown(&name),
             E::AmbiguousTag {
                 repository, tag, ..

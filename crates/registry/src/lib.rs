@@ -127,6 +127,46 @@ pub async fn serve<S: Store + 'static>(
         .await
 }
 
+/// The TLS configuration [`serve_app`] takes (and [`tls`] builds), re-exported so callers need
+/// no axum-server dependency of their own.
+pub use axum_server::tls_rustls::RustlsConfig;
+
+/// `app` with [`access_log`] around it: apply it outermost so every request gets its line.
+pub fn with_access_log(app: Router) -> Router {
+    app.layer(axum::middleware::from_fn(access_log))
+}
+
+/// Serves a composed `app` (the registry with auth, metrics, access log as the caller layered
+/// them) on `listener`, over TLS when `tls` is given, until `shutdown` completes; then stops
+/// accepting and returns once the requests in flight are finished, with or without TLS.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<RustlsConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let handle = axum_server::Handle::new();
+    let stopper = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            // No deadline: like the plain server, wait for every request in flight.
+            handle.graceful_shutdown(None);
+        })
+    };
+    let result = axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await;
+    stopper.abort();
+    result
+}
+
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 async fn dispatch<S: Store + 'static>(

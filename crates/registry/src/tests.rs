@@ -839,3 +839,51 @@ async fn concurrent_uploads_of_one_blob_store_it_once_and_whole() {
     let r = t.req("GET", &format!("/v2/r0/blobs/{d}"), &[], b"").await;
     assert_eq!(Digest::of(&r.body), d);
 }
+
+#[tokio::test]
+async fn archive_store_write_is_405_unsupported_not_500() {
+    // A registry not marked read-only over a store that cannot be written (a `.tar` served in
+    // place): the store's refusal must reach the client as the spec's 405, not a server error.
+    let t = T::new().await;
+    let c = t.push_blob("a", b"{}").await;
+    let m = manifest(&c, 2, &[]);
+    t.req("PUT", "/v2/a/manifests/v1", &[MT], &m).await;
+    let tar = t.dir.path().join("bundle.tar");
+    oci_store::write_archive(
+        &Layout::open(t.dir.path()).await.unwrap(),
+        &tar,
+        oci_store::Compression::None,
+    )
+    .await
+    .unwrap();
+    let archive = oci_store::TarArchive::open(&tar).unwrap();
+    let reg = Arc::new(Registry::new(archive));
+    let send = |method: &str, uri: String, body: &[u8]| {
+        let req = HttpRequest::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", oci::manifest::OCI_MANIFEST)
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        app(reg.clone()).oneshot(req)
+    };
+    let d = Digest::of(b"new");
+    for (method, uri, body) in [
+        (
+            "POST",
+            format!("/v2/a/blobs/uploads/?digest={d}"),
+            &b"new"[..],
+        ),
+        ("PUT", "/v2/a/manifests/v2".to_string(), &m[..]),
+        ("DELETE", format!("/v2/a/blobs/{c}"), &b""[..]),
+    ] {
+        let resp = send(method, uri.clone(), body).await.unwrap();
+        let status = resp.status();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert!(String::from_utf8_lossy(&body).contains("UNSUPPORTED"));
+    }
+}
