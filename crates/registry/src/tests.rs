@@ -2,7 +2,9 @@
 //! with `oneshot` (no socket).
 
 use super::*;
+use axum::http::HeaderMap;
 use axum::http::Request as HttpRequest;
+use oci::manifest::{Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX};
 use oci_store::Layout;
 use tower::ServiceExt;
 
