@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::fsutil::ByteSize;
+use crate::output::escape;
 
 /// Directories that never hold a platform's own configuration, skipped even with --no-ignore.
 const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
@@ -61,6 +62,21 @@ pub struct ErrorOut {
     pub line: usize,
     pub column: usize,
     pub message: String,
+}
+
+/// `file:line:column: message` as a person reads it, control characters escaped (the JSON
+/// output serialises the fields instead).
+impl std::fmt::Display for ErrorOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            escape(&self.file),
+            self.line,
+            self.column,
+            escape(&self.message)
+        )
+    }
 }
 
 impl ErrorOut {
@@ -315,13 +331,7 @@ pub fn references(
         };
         let (files, errors) = scan_all(&paths, args)?;
         if let Some(e) = errors.first() {
-            anyhow::bail!(
-                "{}:{}:{}: {} (fix it, or list the images with -f)",
-                e.file,
-                e.line,
-                e.column,
-                e.message
-            );
+            anyhow::bail!("{e} (fix it, or list the images with -f)");
         }
         refs.extend(
             files

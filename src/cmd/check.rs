@@ -80,13 +80,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
     out.flush()?;
     if args.format != CheckFormat::Json {
         for e in &output.errors {
-            eprintln!(
-                "airlock: {}:{}:{}: {}",
-                escape(&e.file),
-                e.line,
-                e.column,
-                escape(&e.message)
-            );
+            eprintln!("airlock: {e}");
         }
     }
     // Unread input means the check is incomplete, which outranks what it did find.

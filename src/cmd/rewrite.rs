@@ -27,13 +27,7 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     };
     let (files, errors) = inputs::scan_all(&args.paths, &args.read)?;
     for e in &errors {
-        eprintln!(
-            "airlock: {}:{}:{}: {} (file left unchanged)",
-            escape(&e.file),
-            e.line,
-            e.column,
-            escape(&e.message)
-        );
+        eprintln!("airlock: {e} (file left unchanged)");
     }
     let mut bad_input = !errors.is_empty();
     let scanned: Vec<_> = files

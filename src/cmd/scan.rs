@@ -34,13 +34,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
     out.flush()?;
     if args.format != Format::Json {
         for e in &output.errors {
-            eprintln!(
-                "airlock: {}:{}:{}: {}",
-                escape(&e.file),
-                e.line,
-                e.column,
-                escape(&e.message)
-            );
+            eprintln!("airlock: {e}");
         }
     }
     Ok(if output.errors.is_empty() {
