@@ -206,15 +206,7 @@ impl Store for Layout {
             .await
             .map_err(|e| Error::io(&path, e))?
             .len();
-        let end = end.unwrap_or(size);
-        if start > end || end > size {
-            return Err(Error::RangeNotSatisfiable {
-                digest: digest.clone(),
-                start,
-                end,
-                size,
-            });
-        }
+        let end = range_end(digest, start, end, size)?;
         file.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(|e| Error::io(&path, e))?;
@@ -331,6 +323,26 @@ impl Store for Layout {
         .await?;
         Ok(removed)
     }
+}
+
+/// The end of the range `start..end` (`end` `None`: to the end) of a blob of `size` bytes, or
+/// `RangeNotSatisfiable` when the range does not lie within it. Every store checks ranges here.
+pub(crate) fn range_end(
+    digest: &Digest,
+    start: u64,
+    end: Option<u64>,
+    size: u64,
+) -> Result<u64, Error> {
+    let end = end.unwrap_or(size);
+    if start > end || end > size {
+        return Err(Error::RangeNotSatisfiable {
+            digest: digest.clone(),
+            start,
+            end,
+            size,
+        });
+    }
+    Ok(end)
 }
 
 // The repository + tag view of an `index.json`, shared by every store that has one (a layout

@@ -37,7 +37,8 @@ use oci::stream::{BlobStream, verify_stream};
 
 use crate::layout::BlobWriter;
 use crate::store::{
-    BlobRange, Store, manifests_in_index, repositories_in_index, resolve_in_index, tags_in_index,
+    BlobRange, Store, manifests_in_index, range_end, repositories_in_index, resolve_in_index,
+    tags_in_index,
 };
 use crate::upload::Upload;
 
@@ -284,15 +285,7 @@ impl Store for TarArchive {
             digest: digest.clone(),
         })?;
         let size = span.size;
-        let end = end.unwrap_or(size);
-        if start > end || end > size {
-            return Err(Error::RangeNotSatisfiable {
-                digest: digest.clone(),
-                start,
-                end,
-                size,
-            });
-        }
+        let end = range_end(digest, start, end, size)?;
         let whole = start == 0 && end == size;
         match self.verdict(digest) {
             Some(v) => self.verdict_error(digest, v)?,
