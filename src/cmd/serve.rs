@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use oci_registry::{RustlsConfig, auth, metrics, tls};
+use oci_registry::auth;
 use oci_store::Store;
+use serving::{RustlsConfig, tls};
 
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
@@ -163,8 +164,10 @@ async fn run_registry<S: Store + 'static>(
         anyhow::bail!("--anonymous-read needs --htpasswd-write or --htpasswd-read");
     }
     // Outermost, so refused requests are counted and logged too; /metrics needs no credentials.
-    let app =
-        oci_registry::with_access_log(metrics::instrument(app, Arc::new(metrics::Metrics::new())));
+    let app = serving::with_access_log(serving::metrics::instrument(
+        app,
+        Arc::new(oci_registry::metrics()),
+    ));
 
     eprintln!(
         "airlock serve: listening on {}://{addr} ({what}, {}{})",
@@ -183,7 +186,7 @@ async fn run_registry<S: Store + 'static>(
             }
         })
     };
-    oci_registry::serve_app(listener, app, tls_config, shutdown_signal())
+    serving::serve_app(listener, app, tls_config, shutdown_signal())
         .await
         .context("server failed")?;
     sweeper.abort();

@@ -19,7 +19,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::metrics::{RouteClass, classify};
+use crate::routes::{RouteClass, classify};
+pub use serving::{AuthenticatedUser, LoginFailed};
 
 /// Where the token endpoint answers.
 pub const TOKEN_PATH: &str = "/token";
@@ -203,16 +204,6 @@ impl Default for AuthOptions {
         }
     }
 }
-
-/// The user a request was authenticated as; put in the request's and the response's extensions
-/// (the access log reads it from the response).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthenticatedUser(pub String);
-
-/// Put in a response's extensions when credentials were presented and refused, for the failed
-/// login counter in [`crate::metrics`].
-#[derive(Debug, Clone, Copy)]
-pub struct LoginFailed;
 
 /// A scope granted in a token: `repository:NAME:ACTIONS` or `registry:catalog:*`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

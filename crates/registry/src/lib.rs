@@ -12,9 +12,8 @@ mod blobs;
 mod error;
 mod listing;
 mod manifests;
-pub mod metrics;
 mod names;
-pub mod tls;
+pub mod routes;
 mod uploads;
 
 use std::collections::HashMap;
@@ -119,57 +118,9 @@ pub fn app<S: Store + 'static>(registry: Arc<Registry<S>>) -> Router {
     Router::new().fallback(dispatch::<S>).with_state(registry)
 }
 
-/// Serves [`app`] with the access log on `listener` until `shutdown` completes, then stops
-/// accepting and returns once the requests in flight are finished.
-pub async fn serve<S: Store + 'static>(
-    listener: tokio::net::TcpListener,
-    registry: Arc<Registry<S>>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = app(registry).layer(axum::middleware::from_fn(access_log));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// The TLS configuration [`serve_app`] takes (and [`tls`] builds), re-exported so callers need
-/// no axum-server dependency of their own.
-pub use axum_server::tls_rustls::RustlsConfig;
-
-/// `app` with [`access_log`] around it: apply it outermost so every request gets its line.
-pub fn with_access_log(app: Router) -> Router {
-    app.layer(axum::middleware::from_fn(access_log))
-}
-
-/// Serves a composed `app` (the registry with auth, metrics, access log as the caller layered
-/// them) on `listener`, over TLS when `tls` is given, until `shutdown` completes; then stops
-/// accepting and returns once the requests in flight are finished, with or without TLS.
-pub async fn serve_app(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: Option<RustlsConfig>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
-    let handle = axum_server::Handle::new();
-    let stopper = {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            // No deadline: like the plain server, wait for every request in flight.
-            handle.graceful_shutdown(None);
-        })
-    };
-    let result = axum_server::from_tcp_rustls(listener.into_std()?, tls)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await;
-    stopper.abort();
-    result
+/// Request metrics labelled with the registry's route classes ([`routes::classify`]).
+pub fn metrics() -> serving::metrics::Metrics {
+    serving::metrics::Metrics::new(|path| routes::classify(path).0.as_str())
 }
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -279,29 +230,6 @@ fn empty(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
         r.headers_mut().insert(*k, hv(v));
     }
     r
-}
-
-// --- access log ---------------------------------------------------------------------------
-
-/// One structured line per request on stderr (and a `tracing` event): method, path, status,
-/// response bytes (when known) and duration. No query string: it is never needed to read the
-/// log and could carry a client's token.
-pub async fn access_log(req: Request, next: axum::middleware::Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(%method, %path, status, bytes, ms, "request");
-    eprintln!("access method={method} path={path:?} status={status} bytes={bytes} ms={ms:.1}");
-    resp
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use axum::routing::get;
 use base64::Engine;
 use common::{call, get_sample, parse};
 use oci_registry::auth::{Auth, AuthOptions, Htpasswd, protect};
-use oci_registry::metrics::{Metrics, instrument};
+use serving::metrics::instrument;
 
 /// Captures the access log events as `field=value` text.
 struct Capture(Arc<Mutex<Vec<String>>>);
@@ -52,7 +52,7 @@ fn access_log_names_the_user_and_never_the_credentials_and_failed_logins_are_cou
         .enable_all()
         .build()
         .unwrap();
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(oci_registry::metrics());
     let users = format!("ci:{}\n", bcrypt::hash("hunter2-pass", 4).unwrap());
     let auth = Auth::new(
         Htpasswd::default(),

@@ -9,9 +9,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, put};
 use common::{call, get_sample, parse};
-use oci_registry::metrics::{Metrics, RouteClass, classify, escape_label, instrument};
+use oci_registry::routes::{RouteClass, classify};
+use serving::metrics::{escape_label, instrument};
 
-fn app(metrics: Arc<Metrics>) -> Router {
+fn app(metrics: Arc<serving::metrics::Metrics>) -> Router {
     let r = Router::new()
         .route("/v2/", get(|| async { "{}" }))
         .route(
@@ -28,7 +29,7 @@ fn app(metrics: Arc<Metrics>) -> Router {
 
 #[tokio::test]
 async fn exposition_counts_requests_and_parses_line_by_line() {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(oci_registry::metrics());
     let app = app(metrics.clone());
     for _ in 0..3 {
         let (s, b) = call(&app, "GET", "/v2/team/app/blobs/sha256:ab", vec![], None).await;
@@ -139,10 +140,7 @@ async fn exposition_counts_requests_and_parses_line_by_line() {
         })
         .map(|s| s.2)
         .collect();
-    assert_eq!(
-        buckets.len(),
-        oci_registry::metrics::DURATION_BUCKETS.len() + 1
-    );
+    assert_eq!(buckets.len(), serving::metrics::DURATION_BUCKETS.len() + 1);
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert_eq!(*buckets.last().unwrap(), 3.0);
     assert_eq!(

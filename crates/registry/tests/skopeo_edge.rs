@@ -9,8 +9,8 @@ use axum::extract::Path;
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 use oci_registry::auth::{Auth, AuthOptions, Htpasswd, protect};
-use oci_registry::metrics::{Metrics, instrument};
-use oci_registry::tls;
+use serving::metrics::instrument;
+use serving::tls;
 
 async fn tags(Path(name): Path<String>) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -59,7 +59,7 @@ async fn skopeo_follows_the_token_flow_over_tls_with_creds() {
         )
         .unwrap(),
     );
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(oci_registry::metrics());
     let inner = Router::new()
         .route("/v2/", get(|| async { "{}" }))
         .route("/v2/{*name}", get(tags));

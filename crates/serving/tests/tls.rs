@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
-use oci_registry::tls;
+use serving::tls;
 
 fn app() -> Router {
     Router::new().route("/v2/", get(|| async { "{}" }))

@@ -1,5 +1,6 @@
-//! Request metrics and access logs for `airlock serve`: a middleware over any axum `Router`
-//! counting requests by method, route class and status, bytes in and out, durations (to the last
+//! Request metrics and access logs for airlock's servers: a middleware over any axum `Router`
+//! counting requests by method, route class (the server's own classifier: a bounded label set) and
+//! status, bytes in and out, durations (to the last
 //! byte of the response) and requests in flight; a `/metrics` endpoint in the Prometheus text
 //! exposition format (0.0.4); and one structured access log line per request.
 
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
 
-use crate::auth::{AuthenticatedUser, LoginFailed};
+use crate::{AuthenticatedUser, LoginFailed};
 
 /// Where [`router`] serves the exposition.
 pub const METRICS_PATH: &str = "/metrics";
@@ -27,92 +28,6 @@ pub const METRICS_PATH: &str = "/metrics";
 pub const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
-
-/// What kind of endpoint a path is: a bounded label set (repository names and digests would make
-/// one series per image).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RouteClass {
-    /// `/v2/`
-    Base,
-    /// `/v2/_catalog`
-    Catalog,
-    /// `/v2/NAME/manifests/REF`
-    Manifest,
-    /// `/v2/NAME/blobs/DIGEST`
-    Blob,
-    /// `/v2/NAME/blobs/uploads/[ID]`
-    Upload,
-    /// `/v2/NAME/tags/list`
-    Tags,
-    /// `/v2/NAME/referrers/DIGEST`
-    Referrers,
-    Token,
-    Metrics,
-    Other,
-}
-
-impl RouteClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteClass::Base => "base",
-            RouteClass::Catalog => "catalog",
-            RouteClass::Manifest => "manifest",
-            RouteClass::Blob => "blob",
-            RouteClass::Upload => "upload",
-            RouteClass::Tags => "tags",
-            RouteClass::Referrers => "referrers",
-            RouteClass::Token => "token",
-            RouteClass::Metrics => "metrics",
-            RouteClass::Other => "other",
-        }
-    }
-}
-
-/// The route class of a request path and, for repository routes, the repository name (not
-/// validated here: the handlers do that). A name may itself contain `blobs` or `manifests`
-/// segments, so the name is everything before the endpoint suffix, matched from the end.
-pub fn classify(path: &str) -> (RouteClass, Option<&str>) {
-    match path {
-        "/v2" | "/v2/" => return (RouteClass::Base, None),
-        "/v2/_catalog" => return (RouteClass::Catalog, None),
-        crate::auth::TOKEN_PATH => return (RouteClass::Token, None),
-        METRICS_PATH => return (RouteClass::Metrics, None),
-        _ => {}
-    }
-    let Some(rest) = path.strip_prefix("/v2/") else {
-        return (RouteClass::Other, None);
-    };
-    let segs: Vec<&str> = rest.split('/').collect();
-    let n = segs.len();
-    // Byte length of the first k segments joined by '/'.
-    let name = |k: usize| -> Option<&str> {
-        let len = segs[..k].iter().map(|s| s.len()).sum::<usize>() + k.saturating_sub(1);
-        (k > 0 && len > 0).then(|| &rest[..len])
-    };
-    if n >= 3 {
-        let class = match (segs[n - 2], segs[n - 1]) {
-            ("manifests", _) => Some(RouteClass::Manifest),
-            ("tags", "list") => Some(RouteClass::Tags),
-            ("referrers", _) => Some(RouteClass::Referrers),
-            ("blobs", "uploads") => Some(RouteClass::Upload),
-            ("blobs", _) => Some(RouteClass::Blob),
-            _ => None,
-        };
-        if let Some(c) = class
-            && let Some(repo) = name(n - 2)
-        {
-            return (c, Some(repo));
-        }
-    }
-    if n >= 4
-        && segs[n - 3] == "blobs"
-        && segs[n - 2] == "uploads"
-        && let Some(repo) = name(n - 3)
-    {
-        return (RouteClass::Upload, Some(repo));
-    }
-    (RouteClass::Other, None)
-}
 
 /// Methods outside this set are counted as `OTHER`, keeping the label set bounded.
 fn method_label(m: &Method) -> &'static str {
@@ -137,15 +52,19 @@ struct Histogram {
 
 #[derive(Default)]
 struct Series {
-    requests: BTreeMap<(&'static str, RouteClass, u16), u64>,
-    bytes_in: BTreeMap<RouteClass, u64>,
-    bytes_out: BTreeMap<RouteClass, u64>,
-    durations: BTreeMap<RouteClass, Histogram>,
+    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
+    bytes_in: BTreeMap<&'static str, u64>,
+    bytes_out: BTreeMap<&'static str, u64>,
+    durations: BTreeMap<&'static str, Histogram>,
 }
 
+/// Names the route class of a request path, for the `route` label. It must return few distinct
+/// values: never a repository name, digest or anything else a client chooses.
+pub type Classifier = fn(&str) -> &'static str;
+
 /// The counters; share one `Arc<Metrics>` between [`instrument`] and whoever else reports.
-#[derive(Default)]
 pub struct Metrics {
+    classify: Classifier,
     series: Mutex<Series>,
     in_flight: AtomicI64,
     login_failures: AtomicU64,
@@ -185,8 +104,14 @@ fn num(v: f64) -> String {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
-        Metrics::default()
+    /// Counters whose `route` label comes from `classify`.
+    pub fn new(classify: Classifier) -> Metrics {
+        Metrics {
+            classify,
+            series: Mutex::default(),
+            in_flight: AtomicI64::default(),
+            login_failures: AtomicU64::default(),
+        }
     }
 
     /// Counts one refused login (also done by [`middleware`] for responses marked
@@ -195,7 +120,15 @@ impl Metrics {
         self.login_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn record(&self, method: &'static str, class: RouteClass, status: u16, d: f64, i: u64, o: u64) {
+    fn record(
+        &self,
+        method: &'static str,
+        class: &'static str,
+        status: u16,
+        d: f64,
+        i: u64,
+        o: u64,
+    ) {
         let Ok(mut s) = self.series.lock() else {
             return;
         };
@@ -232,7 +165,7 @@ impl Metrics {
                 out,
                 "airlock_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{st}\"}} {v}",
                 escape_label(m),
-                escape_label(c.as_str())
+                escape_label(c)
             );
         }
         for (name, help, map) in [
@@ -249,7 +182,7 @@ impl Metrics {
         ] {
             family(&mut out, name, "counter", help);
             for (c, v) in map {
-                let _ = writeln!(out, "{name}{{route=\"{}\"}} {v}", escape_label(c.as_str()));
+                let _ = writeln!(out, "{name}{{route=\"{}\"}} {v}", escape_label(c));
             }
         }
         let name = "airlock_http_request_duration_seconds";
@@ -260,7 +193,7 @@ impl Metrics {
             "Time from request to the last response byte, by route class.",
         );
         for (c, h) in &s.durations {
-            let route = escape_label(c.as_str());
+            let route = escape_label(c);
             let mut cumulative = 0;
             for (i, bound) in DURATION_BUCKETS
                 .iter()
@@ -311,7 +244,7 @@ struct Guard {
     metrics: Arc<Metrics>,
     start: Instant,
     method: &'static str,
-    class: RouteClass,
+    class: &'static str,
     path: String,
     status: Option<u16>,
     user: Option<String>,
@@ -351,7 +284,7 @@ impl Drop for Guard {
 /// The middleware: see the module documentation.
 pub async fn middleware(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let (class, _) = classify(req.uri().path());
+    let class = (metrics.classify)(req.uri().path());
     let bytes_in = Arc::new(AtomicU64::new(0));
     let mut guard = Guard {
         metrics: metrics.clone(),
@@ -415,7 +348,7 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 }
 
 /// `app` with [`METRICS_PATH`] added and every request (including `/metrics` and unmatched
-/// paths) counted and logged. Apply it outermost, after [`crate::auth::protect`], so refused
+/// paths) counted and logged. Apply it outermost, after any authentication layer, so refused
 /// requests are counted too; `/metrics` itself is then reachable without credentials.
 pub fn instrument(app: Router, metrics: Arc<Metrics>) -> Router {
     app.merge(router(metrics.clone()))
