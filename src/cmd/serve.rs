@@ -17,6 +17,8 @@ use serving::{RustlsConfig, tls};
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
 
+mod names;
+
 /// How often `--tls-cert`/`--tls-key` are checked for a rotation.
 const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -68,25 +70,30 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
                         src.display()
                     )
                 })?;
-            run_registry(args, archive, true, &src.display().to_string()).await
+            let index = archive.index().clone();
+            run_registry(args, archive, &index, true, &src.display().to_string()).await
         }
         (Some(src), Some(dir)) if crate::cmd::pack::is_archive(src) => {
             let layout = unpack(src, dir).await?;
             let what = format!("{} unpacked into {}", src.display(), dir.display());
             let read_only = args.read_only || !args.read_write;
-            run_registry(args, layout, read_only, &what).await
+            let index = layout.index().await?;
+            run_registry(args, layout, &index, read_only, &what).await
         }
         (Some(dir), None) => {
             let layout = oci_store::Layout::open(dir)
                 .await
                 .with_context(|| format!("{} is not an OCI layout", dir.display()))?;
-            run_registry(args, layout, true, &dir.display().to_string()).await
+            let index = layout.index().await?;
+            run_registry(args, layout, &index, true, &dir.display().to_string()).await
         }
         (None, Some(dir)) => {
             let layout = oci_store::Layout::create(dir)
                 .await
                 .with_context(|| format!("cannot use {} as a store", dir.display()))?;
-            run_registry(args, layout, args.read_only, &dir.display().to_string()).await
+            let index = layout.index().await?;
+            let what = dir.display().to_string();
+            run_registry(args, layout, &index, args.read_only, &what).await
         }
         (Some(dir), Some(_)) => anyhow::bail!(
             "{}: a layout directory is served in place; give it alone, or --store DIR alone",
@@ -127,7 +134,34 @@ async fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<oci_store::Layout>
     Ok(layout)
 }
 
+/// Serves `store` (whose `index.json` is `index`) under the shared Mapping's names when a
+/// target registry is configured (`--registry` or the configuration file, as for `rewrite`),
+/// else under the names the store records.
 async fn run_registry<S: Store + 'static>(
+    args: &ServeArgs,
+    store: S,
+    index: &oci::manifest::IndexDocument,
+    read_only: bool,
+    what: &str,
+) -> anyhow::Result<Exit> {
+    let settings = args.config.load()?;
+    if settings.config.registry.is_none() {
+        return run_app(args, store, read_only, what).await;
+    }
+    let mapping = settings.mapping()?;
+    let (mapped, served) = names::Mapped::new(store, index, &mapping)?;
+    for s in &served {
+        eprintln!("airlock serve: {} as {}", s.public, s.served);
+    }
+    eprintln!(
+        "airlock serve: {} images of {what} under the names of {}",
+        served.len(),
+        mapping.target()
+    );
+    run_app(args, mapped, read_only, what).await
+}
+
+async fn run_app<S: Store + 'static>(
     args: &ServeArgs,
     store: S,
     read_only: bool,

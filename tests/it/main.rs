@@ -13,6 +13,7 @@ mod rewrite_cli;
 mod scan_cli;
 mod serve_cli;
 mod serve_interop;
+mod serve_names;
 mod transfer_cli;
 mod watch;
 

@@ -26,7 +26,11 @@ impl Server {
         let mut child = cmd
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if args.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

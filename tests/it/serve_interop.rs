@@ -7,9 +7,9 @@ use testimages::{ImageSet, ImageSpec, LayerSpec, Media, Platform, sha256_digest,
 use crate::airlock;
 use crate::serve_cli::Server;
 
-const PLAIN_DEST: &[&str] = &["--dest-tls-verify=false"];
+pub const PLAIN_DEST: &[&str] = &["--dest-tls-verify=false"];
 
-fn images() -> (ImageSet, Vec<(&'static str, String)>) {
+pub fn images() -> (ImageSet, Vec<(&'static str, String)>) {
     let set = ImageSet::temp().unwrap();
     let oci = set
         .image(
