@@ -275,7 +275,11 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+
     /// What to serve: a `.tar` archive (read in place, nothing unpacked), a compressed archive
     /// with --store (unpacked once into it), or an OCI layout directory (served in place). All
     /// read-only: nothing in them is changed.
@@ -347,6 +351,31 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServeCommand {
+    /// List the blobs of a store that no manifest references (dry run), or remove them.
+    ///
+    /// Every manifest index.json records is walked (index children, configs, layers and the
+    /// subjects of referrers); what none of them reaches is unreferenced. --delete takes the
+    /// store's exclusive lock, so it refuses to run while a server, push or pack has the store
+    /// open, and a server started meanwhile waits for it.
+    #[command(after_help = "Examples:
+  airlock serve gc --store /var/lib/airlock            # list what would be removed
+  airlock serve gc --store /var/lib/airlock --delete   # remove it (stop the server first)")]
+    Gc(GcArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// The store (a layout directory) to collect.
+    #[arg(long, value_name = "DIR")]
+    pub store: PathBuf,
+
+    /// Remove the unreferenced blobs (without it, only list them).
+    #[arg(long)]
+    pub delete: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -17,12 +17,16 @@ use serving::{RustlsConfig, tls};
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
 
+mod gc;
 mod names;
 
 /// How often `--tls-cert`/`--tls-key` are checked for a rotation.
 const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
+    if let Some(crate::cli::ServeCommand::Gc(gc)) = &args.command {
+        return gc::run(gc);
+    }
     if let Some(runtime) = &args.print_node_config {
         return print_node_config(args, runtime);
     }

@@ -12,6 +12,7 @@ mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
 mod serve_cli;
+mod serve_gc;
 mod serve_interop;
 mod serve_names;
 mod transfer_cli;
