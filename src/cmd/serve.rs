@@ -201,11 +201,9 @@ async fn run_app<S: Store + 'static>(
     } else if args.anonymous_read {
         anyhow::bail!("--anonymous-read needs --htpasswd-write or --htpasswd-read");
     }
-    // Outermost, so refused requests are counted and logged too; /metrics needs no credentials.
-    let app = serving::with_access_log(serving::metrics::instrument(
-        app,
-        Arc::new(oci_registry::metrics()),
-    ));
+    // Outermost, so refused requests are counted and logged too (one access line each, on
+    // stderr); /metrics needs no credentials.
+    let app = serving::metrics::instrument(app, Arc::new(oci_registry::metrics()));
 
     eprintln!(
         "airlock serve: listening on {}://{addr} ({what}, {}{})",

@@ -169,7 +169,7 @@ fn serve_push_pull_and_access_log_on_a_socket() {
     while !srv
         .log()
         .iter()
-        .any(|l| l.contains("method=GET") && l.contains("status=200") && l.contains("bytes=7"))
+        .any(|l| l.contains("method=GET") && l.contains("status=200") && l.contains("bytes_out=7"))
     {
         assert!(
             t.elapsed() < Duration::from_secs(5),
@@ -181,8 +181,15 @@ fn serve_push_pull_and_access_log_on_a_socket() {
     assert!(
         srv.log()
             .iter()
-            .any(|l| l.starts_with("access method=POST") && l.contains("status=201"))
+            .any(|l| l.starts_with("access method=POST") && l.contains("status=201 bytes_in=7"))
     );
+    // One line per request: two POST/GET requests above, and the GET /v2/.
+    let access = srv
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("access "))
+        .count();
+    assert_eq!(access, 3, "{:?}", srv.log());
 }
 
 #[test]

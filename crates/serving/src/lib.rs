@@ -1,17 +1,12 @@
 //! What every airlock server shares (`serve`, `webhook`): TLS from files or a generated CA with
 //! reload on rotation ([`tls`]), request metrics in the Prometheus text format ([`metrics`]), the
-//! access log, and serving a composed axum `Router` over plain TCP or TLS with graceful shutdown.
+//! access log (written by [`metrics`]), and serving a composed axum `Router` over plain TCP or TLS with graceful shutdown.
 //! Nothing here knows what the server serves.
 
 pub mod metrics;
 pub mod tls;
 
-use std::time::Instant;
-
 use axum::Router;
-use axum::extract::Request;
-use axum::http::header;
-use axum::response::Response;
 
 /// The user a request was authenticated as; put in the request's and the response's extensions
 /// by an authentication layer (the access log reads it from the response).
@@ -26,11 +21,6 @@ pub struct LoginFailed;
 /// The TLS configuration [`serve_app`] takes (and [`tls`] builds), re-exported so callers need
 /// no axum-server dependency of their own.
 pub use axum_server::tls_rustls::RustlsConfig;
-
-/// `app` with [`access_log`] around it: apply it outermost so every request gets its line.
-pub fn with_access_log(app: Router) -> Router {
-    app.layer(axum::middleware::from_fn(access_log))
-}
 
 /// Serves a composed `app` (the registry with auth, metrics, access log as the caller layered
 /// them) on `listener`, over TLS when `tls` is given, until `shutdown` completes; then stops
@@ -61,25 +51,4 @@ pub async fn serve_app(
         .await;
     stopper.abort();
     result
-}
-
-/// One structured line per request on stderr (and a `tracing` event): method, path, status,
-/// response bytes (when known) and duration. No query string: it is never needed to read the
-/// log and could carry a client's token.
-pub async fn access_log(req: Request, next: axum::middleware::Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(%method, %path, status, bytes, ms, "request");
-    eprintln!("access method={method} path={path:?} status={status} bytes={bytes} ms={ms:.1}");
-    resp
 }

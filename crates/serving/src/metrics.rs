@@ -2,7 +2,8 @@
 //! counting requests by method, route class (the server's own classifier: a bounded label set) and
 //! status, bytes in and out, durations (to the last
 //! byte of the response) and requests in flight; a `/metrics` endpoint in the Prometheus text
-//! exposition format (0.0.4); and one structured access log line per request.
+//! exposition format (0.0.4); and one access log line per request (logfmt, on stderr unless
+//! [`Metrics::with_access_log`] sends it elsewhere), written when the request is accounted for.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -62,9 +63,13 @@ struct Series {
 /// values: never a repository name, digest or anything else a client chooses.
 pub type Classifier = fn(&str) -> &'static str;
 
+/// Where access log lines go.
+type AccessSink = Box<dyn Fn(&str) + Send + Sync>;
+
 /// The counters; share one `Arc<Metrics>` between [`instrument`] and whoever else reports.
 pub struct Metrics {
     classify: Classifier,
+    access_log: AccessSink,
     series: Mutex<Series>,
     in_flight: AtomicI64,
     login_failures: AtomicU64,
@@ -108,10 +113,17 @@ impl Metrics {
     pub fn new(classify: Classifier) -> Metrics {
         Metrics {
             classify,
+            access_log: Box::new(|line| eprintln!("{line}")),
             series: Mutex::default(),
             in_flight: AtomicI64::default(),
             login_failures: AtomicU64::default(),
         }
+    }
+
+    /// Sends the access log lines to `sink` instead of stderr.
+    pub fn with_access_log(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Metrics {
+        self.access_log = Box::new(sink);
+        self
     }
 
     /// Counts one refused login (also done by [`middleware`] for responses marked
@@ -267,17 +279,28 @@ impl Drop for Guard {
             self.bytes_out,
         );
         // Path only: a query string may carry anything. Never a header.
-        tracing::info!(
-            target: "airlock::access",
-            method = self.method,
-            path = %self.path,
-            status,
-            bytes_in,
-            bytes_out = self.bytes_out,
-            duration_ms = d.as_secs_f64() * 1000.0,
-            user = self.user.as_deref().unwrap_or("-"),
-            "request"
+        let line = format!(
+            "access method={} path={} status={status} bytes_in={bytes_in} bytes_out={} ms={:.1} user={}",
+            self.method,
+            logfmt_value(&self.path),
+            self.bytes_out,
+            d.as_secs_f64() * 1000.0,
+            logfmt_value(self.user.as_deref().unwrap_or("-")),
         );
+        (self.metrics.access_log)(&line);
+    }
+}
+
+/// `v` bare when it is plain printable ASCII, else quoted with escapes: a client's path can
+/// never split a line or forge a field.
+fn logfmt_value(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'=' | b'\\'));
+    if plain {
+        v.to_string()
+    } else {
+        format!("{v:?}")
     }
 }
 
