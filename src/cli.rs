@@ -308,6 +308,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub upload_ttl: u64,
 
+    /// After SIGINT or SIGTERM, requests in flight get this many seconds to finish; then the
+    /// remaining connections are closed and the server exits.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+
+    /// A connection that has not sent a complete request head within this many seconds (a
+    /// client trickling headers, or idling between requests) is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub header_read_timeout: u64,
+
     /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when the file changes.
     #[arg(
         long,

@@ -3,7 +3,9 @@
 //! layout directory is served read-only in place (opened, never copied or written); `--store DIR`
 //! alone is a read-write store that `push`, skopeo or CI fill. The HTTP side is
 //! [`oci_registry::app`] with TLS, htpasswd auth and `/metrics` layered on; this verb binds, logs
-//! and stops cleanly: on SIGINT or SIGTERM it stops accepting and finishes the requests in flight.
+//! and stops cleanly: on SIGINT or SIGTERM it stops accepting and gives the requests in flight
+//! `--shutdown-timeout` to finish; a client slower than `--header-read-timeout` to send its
+//! request head is disconnected.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -222,7 +224,11 @@ async fn run_app<S: Store + 'static>(
             }
         })
     };
-    serving::serve_app(listener, app, tls_config, shutdown_signal())
+    let opts = serving::ServeOptions {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        shutdown_timeout: Some(Duration::from_secs(args.shutdown_timeout)),
+    };
+    serving::serve_app_with(listener, app, tls_config, shutdown_signal(), opts)
         .await
         .context("server failed")?;
     sweeper.abort();

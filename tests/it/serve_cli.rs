@@ -65,7 +65,7 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let ok = std::process::Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -74,7 +74,7 @@ impl Server {
         assert!(ok);
     }
 
-    fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+    pub fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let t = Instant::now();
         while t.elapsed() < within {
             if let Some(s) = self.child.try_wait().unwrap() {
