@@ -11,6 +11,7 @@ mod hostile_yaml;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
+mod serve_auth_cli;
 mod serve_cli;
 mod serve_gc;
 mod serve_interop;

@@ -416,7 +416,7 @@ fn path_traversal_on_the_socket_is_refused() {
 
 /// A directory holding `out` (an archive or layout named by the caller) packed by `airlock pack`
 /// with `lab/app:1.0` from a throwaway registry; and the image's manifest digest.
-fn packed(out: &str) -> (tempfile::TempDir, String) {
+pub fn packed(out: &str) -> (tempfile::TempDir, String) {
     let (source, _set, image_digest, _) =
         crate::lock_cli::registry_with_images(testimages::RegistryKind::PLAIN);
     let dir = crate::tempdir();
