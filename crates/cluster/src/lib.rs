@@ -3,11 +3,12 @@
 //! [`connect`] builds a client from a kubeconfig (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`,
 //! with `--context`) or the in-cluster service account, as kubectl does. [`Scope`] names the
 //! namespaces a verb works on. [`audit`] reads pods, ServiceAccounts and the pull secret and
-//! judges them with the shared `policy::Policy`; `secrets` plans and applies the registry's
+//! judges them with the shared `policy::Policy`; [`secrets`] plans and applies the registry's
 //! pull secret and the ServiceAccount change that uses it. Lists are read page by page
 //! (`limit` / `continue`), and a namespace the credentials cannot read is reported, not fatal.
 
 pub mod audit;
+pub mod secrets;
 
 use std::path::PathBuf;
 

@@ -6,36 +6,9 @@ mod fake_apiserver;
 
 use cluster::audit::{Audit, LockIndex, LockState, Report, SecretState};
 use cluster::{ConnectOptions, Scope};
-use fake_apiserver::{Canned, FakeApi, recorded};
+use fake_apiserver::{FakeApi, recorded, recorded_cluster};
 
 const REGISTRY: &str = "registry.corp.local:5000";
-
-/// The recorded cluster: `shop` (three pods over two pages), `ci` (a Jenkins agent that cannot
-/// pull), `kube-system` (forbidden to these credentials).
-pub fn recorded_cluster() -> FakeApi {
-    let api = FakeApi::start();
-    let pages = |names: &[&str]| Canned::Pages(names.iter().map(|n| recorded(n)).collect());
-    api.canned("/api/v1/namespaces", pages(&["namespaces"]))
-        .canned(
-            "/api/v1/namespaces/shop/pods",
-            pages(&["pods-shop-page1", "pods-shop-page2"]),
-        )
-        .canned("/api/v1/namespaces/ci/pods", pages(&["pods-ci"]))
-        .canned(
-            "/api/v1/namespaces/kube-system/pods",
-            Canned::Object(403, recorded("forbidden-pods-kube-system")),
-        )
-        .canned(
-            "/api/v1/namespaces/shop/serviceaccounts",
-            pages(&["serviceaccounts-shop"]),
-        )
-        .canned(
-            "/api/v1/namespaces/ci/serviceaccounts",
-            pages(&["serviceaccounts-ci"]),
-        )
-        .object(recorded("secret-shop-regcred"));
-    api
-}
 
 fn policy() -> policy::Policy {
     policy::Policy {
