@@ -268,7 +268,8 @@ impl Audit<'_> {
             None => SecretState::NotChecked,
             Some(name) => {
                 let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-                match api.get_opt(name).await {
+                // Metadata only: the audit has no business fetching the credentials it checks for.
+                match api.get_metadata_opt(name).await {
                     Ok(Some(_)) => SecretState::Present,
                     Ok(None) => SecretState::Missing,
                     Err(e) => {

@@ -172,6 +172,18 @@ async fn namespaces_and_service_accounts_missing_the_pull_secret_are_named() {
     let report = audit_all(&api, None, 500).await;
     let ns = |name: &str| report.namespaces.iter().find(|n| n.name == name).unwrap();
     assert_eq!(ns("shop").pull_secret, SecretState::Present);
+    let secret_reads: Vec<_> = api
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains("/secrets/"))
+        .collect();
+    assert_eq!(secret_reads.len(), 2);
+    for read in secret_reads {
+        assert!(
+            read.accept.contains("as=PartialObjectMetadata"),
+            "the audit fetched a Secret's data: {read:?}"
+        );
+    }
     assert_eq!(ns("ci").pull_secret, SecretState::Missing);
     // worker-0 runs as `worker`, which has no regcred, and the pod has none; `default` in shop
     // has it.

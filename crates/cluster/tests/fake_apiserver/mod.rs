@@ -44,6 +44,8 @@ pub struct Seen {
     /// Query parameters, decoded.
     pub query: BTreeMap<String, String>,
     pub body: String,
+    /// The `Accept` header: a metadata-only request asks for `as=PartialObjectMetadata`.
+    pub accept: String,
 }
 
 impl Seen {
@@ -214,6 +216,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         };
         let (method, target) = (method.to_string(), target.to_string());
         let mut length = 0usize;
+        let mut accept = String::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -223,10 +226,12 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("accept") {
+                    accept = v.trim().to_string();
+                }
             }
         }
         let mut body = vec![0; length];
@@ -239,6 +244,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
             path: path.to_string(),
             query: parse_query(query),
             body: String::from_utf8_lossy(&body).into_owned(),
+            accept,
         };
         let (code, answer) = respond(state, &seen);
         state.lock().unwrap().seen.push(seen);
@@ -371,6 +377,15 @@ fn respond(state: &Mutex<State>, req: &Seen) -> (u16, Value) {
     };
     match (req.method.as_str(), name) {
         ("GET", Some(n)) => match st.objects.get(&req.path) {
+            // As kube-apiserver answers a metadata-only GET: the object's metadata, no data.
+            Some(o) if req.accept.contains("as=PartialObjectMetadata") => (
+                200,
+                json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                }),
+            ),
             Some(o) => (200, o.clone()),
             None => not_found(n),
         },
