@@ -303,3 +303,27 @@ async fn an_unreachable_api_server_is_a_network_error() {
     assert!(err.is_network(), "{err}");
     assert!(err.to_string().contains("pods in shop"), "{err}");
 }
+
+#[tokio::test]
+async fn a_server_that_repeats_its_continue_token_is_an_error_not_an_endless_list() {
+    let api = FakeApi::start();
+    let page = recorded("pods-shop-page1");
+    // The second page hands out the token that asked for it.
+    api.canned(
+        "/api/v1/namespaces/shop/pods",
+        fake_apiserver::Canned::Pages(vec![page.clone(), page]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&api, &dir).await;
+    let policy = policy();
+    let err = Audit {
+        policy: &policy,
+        lock: None,
+        page: 2,
+    }
+    .run(&client, &["shop".to_string()])
+    .await
+    .unwrap_err();
+    assert!(matches!(err, cluster::Error::ContinueLoop { .. }), "{err}");
+    assert_eq!(api.seen().len(), 2);
+}
