@@ -109,6 +109,31 @@ pub enum Command {
     /// checked. Exit 0 when clean, 1 on violations, 2 when input could not be read.
     Check(CheckArgs),
 
+    /// Read a live cluster: what every container runs, from where, the policy's verdict, the
+    /// lock file's digest, missing pull secrets and pods that cannot pull.
+    #[command(after_help = "Examples:
+  airlock audit -A                                  # every namespace, as a table
+  airlock audit -n shop --lock airlock.lock         # running digests against the lock
+  airlock audit -A --pull-secret regcred -f json    # machine-readable")]
+    ///
+    /// Uses the kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) or, inside a pod, its
+    /// service account. Lists are read in pages (--chunk-size). A namespace the credentials
+    /// cannot read is named and the rest still audited (exit 2). Exit 1 when a container fails
+    /// the policy, runs another digest than the lock's, or cannot pull.
+    Audit(crate::cmd::audit::AuditArgs),
+
+    /// Create the registry's pull secret in namespaces and add it to their ServiceAccount's
+    /// imagePullSecrets, keeping the entries already there; prints the objects unless --apply.
+    #[command(after_help = "Examples:
+  airlock secrets --registry registry.corp:5000 --username ci --password-stdin -n shop < pass
+  airlock secrets --registry registry.corp:5000 -A --apply       # credentials of docker login
+  airlock secrets --registry registry.corp:5000 -l team=shop -o pull-secrets.yaml")]
+    ///
+    /// The password comes from --password-stdin, --password-file or ~/.docker/config.json (after
+    /// `docker login`); it is never printed: standard output shows it REDACTED, -o FILE holds it
+    /// (mode 0600). --apply changes only what differs, so running it again changes nothing.
+    Secrets(crate::cmd::secrets::SecretsArgs),
+
     /// Print a shell completion script, generated from these definitions.
     #[command(after_help = "Examples:
   airlock completions bash > /etc/bash_completion.d/airlock

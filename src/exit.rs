@@ -31,6 +31,13 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(e) = err.downcast_ref::<oci::Error>() {
         return Some(oci_exit(e));
     }
+    if let Some(e) = err.downcast_ref::<cluster::Error>() {
+        return Some(if e.is_network() {
+            Exit::Registry
+        } else {
+            Exit::BadInput
+        });
+    }
     if err.is::<imgref::ParseError>()
         || err.is::<rewrite::MappingError>()
         || err.is::<std::io::Error>()

@@ -15,6 +15,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     replace(&path, bytes, None).map(|_| ())
 }
 
+/// [`write_atomic`] for a file that holds a credential: the new file is readable by its owner
+/// only (0600) from the moment it exists, whatever mode a file it replaces had.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = resolve_link(path)?;
+    replace_with_mode(&path, bytes, None, Some(0o600)).map(|_| ())
+}
+
 /// The file a path names: the target of a symbolic link, the path itself otherwise.
 pub fn resolve_link(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_symlink() {
@@ -65,6 +72,16 @@ const SETID_BITS: u32 = 0o6000;
 /// if anything changed — a concurrent append is refused, not lost. What remains is the gap
 /// between that last check and the rename itself, a few system calls.
 pub fn replace(path: &Path, bytes: &[u8], expect: Option<&Snapshot>) -> anyhow::Result<Replaced> {
+    replace_with_mode(path, bytes, expect, None)
+}
+
+/// [`replace`], with `mode` (when given) instead of the old file's permissions.
+fn replace_with_mode(
+    path: &Path,
+    bytes: &[u8],
+    expect: Option<&Snapshot>,
+    mode: Option<u32>,
+) -> anyhow::Result<Replaced> {
     let shown = path.display();
     let dir = path
         .parent()
@@ -96,6 +113,11 @@ pub fn replace(path: &Path, bytes: &[u8], expect: Option<&Snapshot>) -> anyhow::
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(mode & !SETID_BITS))
             .with_context(|| format!("cannot copy the permissions of {shown}"))?;
+    }
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of {shown}"))?;
     }
     pause_for_tests();
     if let Some(expect) = expect {

@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+pub mod audit;
 mod check;
 mod docs;
 mod lock;
@@ -8,6 +9,7 @@ mod pack;
 mod push;
 mod rewrite;
 mod scan;
+pub mod secrets;
 mod serve;
 pub mod transfer;
 
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Mirror(args) => mirror::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Secrets(args) => secrets::run(&args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
     }

@@ -55,7 +55,7 @@ fn manifests() -> Vec<PathBuf> {
 /// error line, and a "passed" line for every file: kubernetes-validate exits 0 with only a
 /// warning for a kind it has no schema for (a typo in `kind:` or `apiVersion:`), which must
 /// not count as validated.
-fn validate(files: &[PathBuf], version: &str) -> Result<(), String> {
+pub(crate) fn validate(files: &[PathBuf], version: &str) -> Result<(), String> {
     let out = Command::new(kubernetes_validate())
         .arg("--strict")
         .args(["-k", version])

@@ -1,5 +1,6 @@
 //! Integration tests of the `airlock` binary, in one test binary (ripgrep style).
 
+mod audit_cli;
 mod check_cli;
 mod conformance;
 mod corpus;
@@ -11,6 +12,7 @@ mod hostile_yaml;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
+mod secrets_cli;
 mod serve_auth_cli;
 mod serve_cli;
 mod serve_gc;
@@ -19,6 +21,10 @@ mod serve_names;
 mod serve_slow;
 mod transfer_cli;
 mod watch;
+
+// The kube-apiserver stand-in the cluster crate's tests use, with the same recorded responses.
+#[path = "../../crates/cluster/tests/fake_apiserver/mod.rs"]
+mod fake_apiserver;
 
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
@@ -57,6 +63,9 @@ const HOST_ENV: &[&str] = &[
     "XDG_RUNTIME_DIR",
     "XDG_CONFIG_DIRS",
     "XDG_DATA_DIRS",
+    "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
 ];
 
 /// The binary under test, as a `std::process::Command` (for tests that spawn and watch it).
