@@ -95,7 +95,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
 
 /// The policy in force: `airlock.yaml` and flags. The private mapping is optional here (unlike
 /// `rewrite`): an allow-list alone is a valid policy.
-fn policy_from(settings: &Settings) -> anyhow::Result<policy::Policy> {
+pub(crate) fn policy_from(settings: &Settings) -> anyhow::Result<policy::Policy> {
     let private = match settings.config.registry {
         Some(_) => Some(settings.mapping()?),
         None => None,

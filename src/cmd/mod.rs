@@ -10,6 +10,7 @@ mod rewrite;
 mod scan;
 mod serve;
 pub mod transfer;
+mod webhook;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Check(args) => check::run(&args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
+        Command::Webhook(args) => webhook::run(&args),
     }
 }

@@ -186,7 +186,7 @@ async fn run_registry<S: Store + 'static>(
             }
         })
     };
-    serving::serve_app(listener, app, tls_config, shutdown_signal())
+    serving::serve_app(listener, app, tls_config, shutdown_signal("serve"))
         .await
         .context("server failed")?;
     sweeper.abort();
@@ -230,7 +230,8 @@ fn tls_config(
     Ok((Some(RustlsConfig::from_config(s.config)), None))
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, saying so as `airlock VERB`.
+pub(crate) async fn shutdown_signal(verb: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -243,5 +244,5 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("airlock serve: shutting down, finishing requests in flight");
+    eprintln!("airlock {verb}: shutting down, finishing requests in flight");
 }

@@ -36,6 +36,8 @@ pub(crate) async fn review(
     let subresource = req.sub_resource.as_deref().unwrap_or("");
     let ephemeral_only = match (&req.operation, subresource) {
         (Operation::Create, "") => false,
+        // A template is mutated on every change, or `kubectl apply` of a new image undoes it.
+        (Operation::Update, "") if shape.template => false,
         (Operation::Update, EPHEMERAL) if !shape.template => true,
         _ => return (allow, Outcome::Skipped("operation")),
     };
