@@ -518,6 +518,12 @@ pub struct WebhookInstallArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Leave out the generated CA and certificate: no TLS Secret and no caBundle, for a cluster
+    /// whose own PKI provides the kubernetes.io/tls Secret airlock-webhook-tls and the caBundle
+    /// (the files in deploy/webhook/ are made this way).
+    #[arg(long)]
+    pub no_certificate: bool,
+
     /// Send the objects to the cluster (kubeconfig or in-cluster) with server-side apply
     /// instead of printing them; `uninstall --apply` deletes them.
     #[arg(long)]

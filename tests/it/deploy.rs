@@ -16,7 +16,7 @@ const KUBERNETES_MINORS: std::ops::RangeInclusive<u32> = 25..=37;
 
 /// The validator: `AIRLOCK_KUBERNETES_VALIDATE` (scripts/test sets it), else the venv that
 /// scripts/test creates under target/.
-fn kubernetes_validate() -> PathBuf {
+pub(crate) fn kubernetes_validate() -> PathBuf {
     let path = std::env::var_os("AIRLOCK_KUBERNETES_VALIDATE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/tools/venv/bin/kubernetes-validate"));
@@ -55,7 +55,7 @@ fn manifests() -> Vec<PathBuf> {
 /// error line, and a "passed" line for every file: kubernetes-validate exits 0 with only a
 /// warning for a kind it has no schema for (a typo in `kind:` or `apiVersion:`), which must
 /// not count as validated.
-fn validate(files: &[PathBuf], version: &str) -> Result<(), String> {
+pub(crate) fn validate(files: &[PathBuf], version: &str) -> Result<(), String> {
     let out = Command::new(kubernetes_validate())
         .arg("--strict")
         .args(["-k", version])

@@ -15,6 +15,7 @@ mod serve_cli;
 mod serve_interop;
 mod transfer_cli;
 mod watch;
+mod webhook;
 
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;

@@ -253,8 +253,11 @@ pub fn to_yaml(objects: &[Value]) -> anyhow::Result<String> {
 }
 
 pub fn install(a: &WebhookInstallArgs) -> anyhow::Result<Exit> {
-    let cert = certificate(&a.namespace)?;
-    let objects = manifests(a, Some(&cert))?;
+    let cert = match a.no_certificate {
+        true => None,
+        false => Some(certificate(&a.namespace)?),
+    };
+    let objects = manifests(a, cert.as_ref())?;
     if a.apply {
         crate::registry::runtime()?.block_on(apply::apply(&objects))?;
         eprintln!(
