@@ -16,6 +16,7 @@ mod serve_interop;
 mod transfer_cli;
 mod watch;
 mod webhook;
+mod webhook_install;
 
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 //! Secret lookups go through kube to a small recording HTTP server standing in for the API
 //! (no kube-apiserver can run here).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -21,7 +21,8 @@ const TARGET: &str = "registry.corp:5000/mirror";
 const DIGEST: &str = "sha256:0752ca4e936da012c173c119217c0f9599b3b191c1557e53206d5d06d2627580";
 
 /// A stand-in for the Kubernetes API answering `GET .../namespaces/NS/secrets/NAME` for the
-/// Secrets it holds (404 otherwise), recording every path asked for.
+/// Secrets it holds (404 otherwise) and server-side apply PATCHes (echoed back), recording every
+/// request: a GET's path, `METHOD path?query` otherwise.
 pub struct FakeApi {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<String>>>,
@@ -45,15 +46,32 @@ impl FakeApi {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                // Headers up to the blank line; GETs carry no body.
+                let mut length = 0usize;
                 let mut h = String::new();
                 while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
                     h.clear();
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let path = path.split('?').next().unwrap_or("").to_string();
-                log.lock().unwrap().push(path.clone());
-                let (status, body) = if held.contains(&path) {
+                let mut sent = vec![0; length];
+                let _ = reader.read_exact(&mut sent);
+                let mut words = line.split_whitespace();
+                let method = words.next().unwrap_or("").to_string();
+                let target = words.next().unwrap_or("").to_string();
+                let path = target.split('?').next().unwrap_or("").to_string();
+                log.lock().unwrap().push(if method == "GET" {
+                    path.clone()
+                } else {
+                    format!("{method} {target}")
+                });
+                let (status, body) = if method == "PATCH" {
+                    // Server-side apply answers with the object as applied.
+                    (
+                        "200 OK",
+                        serde_json::from_slice(&sent).unwrap_or(Value::Null),
+                    )
+                } else if held.contains(&path) {
                     let name = path.rsplit('/').next().unwrap();
                     (
                         "200 OK",
