@@ -319,3 +319,109 @@ fn tls_config(
     );
     Ok((RustlsConfig::from_config(s.config), None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// The API is unreachable: every lookup fails.
+    struct Unreachable;
+
+    impl SecretLookup for Unreachable {
+        async fn secret_exists(&self, _: &str, _: &str) -> Result<bool, String> {
+            Err("connection refused".into())
+        }
+    }
+
+    fn state() -> Arc<AppState<Unreachable>> {
+        let mapping =
+            rewrite::Mapping::new("registry.corp:5000", rewrite::Mode::ReplaceHost, vec![])
+                .unwrap();
+        let config = admission::Config {
+            policy: policy::Policy {
+                private: Some(mapping.clone()),
+                ..policy::Policy::default()
+            },
+            mapping,
+            pull_secret: Some("airlock-pull".into()),
+            mutate_templates: false,
+            enforce: admission::Enforce::Warn,
+            dry_run: false,
+        };
+        Arc::new(AppState::new(config, Unreachable))
+    }
+
+    async fn call(app: Router, req: Request<Body>) -> (StatusCode, String) {
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn post(path: &str, body: Vec<u8>) -> Request<Body> {
+        Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn unreachable_api_admits_with_the_image_rewritten_and_a_warning() {
+        let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "ci",
+                "operation": "CREATE", "userInfo": {"username": "x"},
+                "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                           "spec": {"containers": [{"name": "a", "image": "nginx"}]}}}});
+        let s = state();
+        let (status, body) = call(
+            app(s.clone()),
+            post("/mutate", serde_json::to_vec(&review).unwrap()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["response"]["uid"], "u1");
+        assert!(v["response"]["patch"].is_string());
+        let warning = v["response"]["warnings"][0].as_str().unwrap();
+        assert!(warning.contains("connection refused"), "{warning}");
+        assert_eq!(s.counters.get(true, "patched"), 1);
+    }
+
+    #[tokio::test]
+    async fn body_one_byte_over_the_limit_is_413_and_at_the_limit_is_read() {
+        let (status, _) = call(app(state()), post("/mutate", vec![b' '; MAX_BODY + 1])).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        // At the limit the body is read, and refused only as not being a review.
+        let (status, body) = call(app(state()), post("/validate", vec![b' '; MAX_BODY])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+
+    #[tokio::test]
+    async fn readyz_fails_once_shutdown_began_and_metrics_bound_the_route_label() {
+        let s = state();
+        let get = |p: &str| Request::get(p).body(Body::empty()).unwrap();
+        assert_eq!(call(app(s.clone()), get("/readyz")).await.0, StatusCode::OK);
+        s.ready.store(false, Ordering::Relaxed);
+        assert_eq!(
+            call(app(s.clone()), get("/readyz")).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            call(app(s.clone()), get("/healthz")).await.0,
+            StatusCode::OK
+        );
+        call(app(s.clone()), get("/no/such/path/x1")).await;
+        let (_, text) = call(app(s.clone()), get("/metrics")).await;
+        assert!(text.contains("route=\"other\",status=\"404\"} 1"), "{text}");
+        assert!(!text.contains("x1"), "{text}");
+        assert!(text.contains(
+            "airlock_admission_reviews_total{endpoint=\"mutate\",outcome=\"patched\"} 0"
+        ));
+    }
+}
