@@ -316,6 +316,18 @@ fn templates_are_rewritten_only_when_asked() {
         json!([{"name": "airlock-pull"}])
     );
     assert!(t["metadata"]["annotations"][ORIGINAL_IMAGES].is_string());
+
+    // `kubectl apply` of a new public image is an UPDATE: rewritten again, or it would undo it.
+    let (_, outcome, obj) = mutate_wire(
+        &cfg,
+        &secrets_in(&["ci"]),
+        &review_body(&deployment(), "UPDATE", None, Some(&deployment())),
+    );
+    assert!(matches!(outcome, Outcome::Patched { images: 1, .. }));
+    assert_eq!(
+        obj["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("{TARGET}/library/nginx:1.27")
+    );
 }
 
 #[test]
