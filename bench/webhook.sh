@@ -15,7 +15,7 @@
 #   maximum     wrk -t2 -c$MAX_CONNECTIONS, no delay: the maximum throughput.
 # wrk and the server share the machine's cores, so the figures are a floor for the server alone.
 #
-# Usage: bench/webhook.sh     env: DURATION (30s), RATE_CONNECTIONS (20), DELAY_MS (10),
+# Usage: bench/webhook.sh     env: DURATION (30s), RATE_CONNECTIONS (22), DELAY_MS (10),
 #                                  MAX_CONNECTIONS (64), PORT (18443), BIN (target/release/airlock)
 # Output: bench/data/webhook/{fixed,max}.txt, summary lines on stdout (copied into RESULTS.md).
 set -euo pipefail
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/airlock}
 PORT=${PORT:-18443}
 DURATION=${DURATION:-30s}
-RATE_CONNECTIONS=${RATE_CONNECTIONS:-20}
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-22}
 DELAY_MS=${DELAY_MS:-10}
 MAX_CONNECTIONS=${MAX_CONNECTIONS:-64}
 WORK=bench/data/webhook
