@@ -147,6 +147,26 @@ pub enum Command {
   airlock man /usr/local/share/man/man1
   airlock man | man -l -")]
     Man(ManArgs),
+
+    /// The admission webhook: rewrite the images of pods created at run time (Jenkins agents,
+    /// operators' pods, `kubectl debug`) with the mapping `rewrite` uses, and judge them with the
+    /// policy `check` applies.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:
+  airlock webhook --registry registry.corp:5000 --tls-cert tls.crt --tls-key tls.key
+  airlock webhook --registry registry.corp:5000 --tls-dir tls/ --dry-run
+  airlock webhook install --registry registry.corp:5000 --pull-secret airlock-pull > webhook.yaml
+  airlock webhook uninstall | kubectl delete -f -"
+    )]
+    ///
+    /// Serves HTTPS: /mutate and /validate (admission.k8s.io/v1 AdmissionReview), /healthz,
+    /// /readyz, /metrics. Pods (CREATE, and ephemeral containers added through
+    /// pods/ephemeralcontainers) get every image pointed at the private registry, the originals
+    /// recorded in the airlock.dev/original-images annotation, and the pull secret appended
+    /// when that Secret exists in the namespace. A pod or namespace labelled
+    /// airlock.dev/ignore=true is left alone.
+    Webhook(WebhookArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -443,4 +463,136 @@ pub enum Color {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WebhookArgs {
+    #[command(subcommand)]
+    pub action: Option<WebhookAction>,
+
+    #[command(flatten)]
+    pub server: WebhookServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// Print (or --apply) everything that runs the webhook in a cluster: Namespace,
+    /// ServiceAccount, RBAC, Deployment, PodDisruptionBudget, Service, a generated CA and serving
+    /// certificate, and the Mutating/ValidatingWebhookConfiguration.
+    Install(WebhookInstallArgs),
+    /// Print (or --apply the deletion of) what `install` creates, webhook configurations first.
+    Uninstall(WebhookInstallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WebhookServerArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+
+    /// PEM certificate chain (leaf first); reloaded when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_dir"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Generate a CA (kept and reused) and a server certificate in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+
+    /// An extra DNS name or IP address for the generated certificate; repeatable.
+    #[arg(long = "tls-san", value_name = "NAME", requires = "tls_dir")]
+    pub tls_san: Vec<String>,
+
+    /// Also rewrite the pod templates of Deployments, StatefulSets, DaemonSets, Jobs and
+    /// CronJobs. Off by default: GitOps tools see a mutated template as drift; the pods those
+    /// workloads create are rewritten anyway.
+    #[arg(long)]
+    pub mutate_templates: bool,
+
+    /// What /validate does with a policy violation.
+    #[arg(long, value_enum, default_value_t = EnforceMode::Warn)]
+    pub enforce: EnforceMode,
+
+    /// Log and count what would be patched or denied; patch and deny nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnforceMode {
+    /// Refuse the pod.
+    Deny,
+    /// Admit it with an admission warning per violation.
+    Warn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailurePolicy {
+    /// Admit pods unchanged when the webhook cannot be reached.
+    #[value(name = "Ignore")]
+    Ignore,
+    /// Refuse pods when the webhook cannot be reached.
+    #[value(name = "Fail")]
+    Fail,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WebhookInstallArgs {
+    /// The namespace the webhook runs in (always excluded from the webhook).
+    #[arg(long, short, default_value = "airlock")]
+    pub namespace: String,
+
+    /// What kube-apiserver does when the webhook cannot answer: Ignore admits the pod unchanged
+    /// (it may then fail to pull), Fail refuses it (nothing starts while the webhook is down).
+    #[arg(long, value_enum, default_value_t = FailurePolicy::Ignore)]
+    pub failure_policy: FailurePolicy,
+
+    /// How long kube-apiserver waits for an answer (1 to 30).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=30))]
+    pub timeout_seconds: i32,
+
+    /// The airlock image the Deployment runs.
+    #[arg(
+        long,
+        value_name = "REF",
+        default_value = "airlock.invalid/airlock:0.1.0"
+    )]
+    pub image: String,
+
+    /// Also rewrite workload pod templates (passed to the server).
+    #[arg(long)]
+    pub mutate_templates: bool,
+
+    /// What /validate does with a policy violation (passed to the server).
+    #[arg(long, value_enum, default_value_t = EnforceMode::Warn)]
+    pub enforce: EnforceMode,
+
+    /// Run the server with --dry-run.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Leave out the generated CA and certificate: no TLS Secret and no caBundle, for a cluster
+    /// whose own PKI provides the kubernetes.io/tls Secret airlock-webhook-tls and the caBundle
+    /// (the files in deploy/webhook/ are made this way).
+    #[arg(long)]
+    pub no_certificate: bool,
+
+    /// Send the objects to the cluster (kubeconfig or in-cluster) with server-side apply
+    /// instead of printing them; `uninstall --apply` deletes them.
+    #[arg(long)]
+    pub apply: bool,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }

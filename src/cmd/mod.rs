@@ -12,6 +12,7 @@ mod scan;
 pub mod secrets;
 mod serve;
 pub mod transfer;
+mod webhook;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Secrets(args) => secrets::run(&args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
+        Command::Webhook(args) => webhook::run(&args),
     }
 }

@@ -228,7 +228,7 @@ async fn run_app<S: Store + 'static>(
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         shutdown_timeout: Some(Duration::from_secs(args.shutdown_timeout)),
     };
-    serving::serve_app_with(listener, app, tls_config, shutdown_signal(), opts)
+    serving::serve_app_with(listener, app, tls_config, shutdown_signal("serve"), opts)
         .await
         .context("server failed")?;
     sweeper.abort();
@@ -272,7 +272,8 @@ fn tls_config(
     Ok((Some(RustlsConfig::from_config(s.config)), None))
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, saying so as `airlock VERB`.
+pub(crate) async fn shutdown_signal(verb: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -285,5 +286,5 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("airlock serve: shutting down, finishing requests in flight");
+    eprintln!("airlock {verb}: shutting down, finishing requests in flight");
 }

@@ -16,7 +16,7 @@ const KUBERNETES_MINORS: std::ops::RangeInclusive<u32> = 25..=37;
 
 /// The validator: `AIRLOCK_KUBERNETES_VALIDATE` (scripts/test sets it), else the venv that
 /// scripts/test creates under target/.
-fn kubernetes_validate() -> PathBuf {
+pub(crate) fn kubernetes_validate() -> PathBuf {
     let path = std::env::var_os("AIRLOCK_KUBERNETES_VALIDATE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/tools/venv/bin/kubernetes-validate"));

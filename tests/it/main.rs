@@ -21,6 +21,8 @@ mod serve_names;
 mod serve_slow;
 mod transfer_cli;
 mod watch;
+mod webhook;
+mod webhook_install;
 
 // The kube-apiserver stand-in the cluster crate's tests use, with the same recorded responses.
 #[path = "../../crates/cluster/tests/fake_apiserver/mod.rs"]
