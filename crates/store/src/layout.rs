@@ -250,7 +250,7 @@ impl Layout {
                 actual: meta.len(),
             });
         }
-        let s = file_stream(&path).await?;
+        let s = file_stream(&path, meta.len()).await?;
         Ok(verify_stream(
             s,
             digest.clone(),
@@ -585,32 +585,60 @@ pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error>
     Ok(())
 }
 
-/// Reads a file as a stream of 256 KiB chunks.
-pub async fn file_stream(path: &std::path::Path) -> Result<BlobStream, Error> {
+/// Chunk size of every blob read from disk: big enough that a multi-GB blob costs few hand-offs
+/// to the blocking pool, small enough that many concurrent readers hold little memory.
+const READ_CHUNK: u64 = 256 * 1024;
+
+/// The `size` bytes of the file at `path`, streamed by [`positional_stream`].
+pub async fn file_stream(path: &Path, size: u64) -> Result<BlobStream, Error> {
     let file = tokio::fs::File::open(path)
         .await
-        .map_err(|e| Error::io(path, e))?;
-    Ok(range_stream(file, path, u64::MAX))
+        .map_err(|e| Error::io(path, e))?
+        .into_std()
+        .await;
+    Ok(positional_stream(
+        Arc::new(file),
+        path.to_path_buf(),
+        0,
+        size,
+    ))
 }
 
-/// Streams at most `len` bytes of an open file from its current position, in chunks of up to
-/// 256 KiB (so a range read holds one chunk, whatever the range).
-pub(crate) fn range_stream(file: tokio::fs::File, path: &Path, len: u64) -> BlobStream {
-    use tokio::io::AsyncReadExt;
-    const CHUNK: u64 = 256 * 1024;
-    let path = path.to_path_buf();
-    let s = futures_util::stream::unfold(Some((file, len)), move |state| {
-        let path = path.clone();
+/// `len` bytes of `file` from `offset`, in chunks of at most [`READ_CHUNK`], each a positional
+/// read on the blocking pool straight into the chunk sent (one copy out of the page cache;
+/// concurrent streams share a descriptor without sharing a file position). A file shorter than
+/// `offset + len` is an error, never a short stream.
+pub(crate) fn positional_stream(
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+) -> BlobStream {
+    use std::os::unix::fs::FileExt;
+    let s = futures_util::stream::unfold((offset, len), move |(pos, left)| {
+        let (file, path) = (file.clone(), path.clone());
         async move {
-            let (mut file, left) = state?;
             if left == 0 {
                 return None;
             }
-            let mut buf = bytes::BytesMut::with_capacity(left.min(CHUNK) as usize);
-            match (&mut file).take(left.min(CHUNK)).read_buf(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => Some((Ok(buf.freeze()), Some((file, left - n as u64)))),
-                Err(e) => Some((Err(Error::io(&path, e)), None)),
+            let n = left.min(READ_CHUNK) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                file.read_exact_at(&mut buf, pos).map(|()| buf)
+            })
+            .await;
+            match read {
+                Ok(Ok(buf)) => Some((
+                    Ok(bytes::Bytes::from(buf)),
+                    (pos + n as u64, left - n as u64),
+                )),
+                Ok(Err(e)) => Some((Err(Error::io(&path, e)), (pos, 0))),
+                Err(e) => Some((
+                    Err(Error::Config {
+                        reason: format!("blob read panicked: {e}"),
+                    }),
+                    (pos, 0),
+                )),
             }
         }
     });

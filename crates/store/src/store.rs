@@ -9,11 +9,12 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use oci::manifest::IndexDocument;
 use oci::{BlobStream, Descriptor, Digest, Error};
 
-use crate::layout::{BlobWriter, Layout, named, range_stream};
+use crate::layout::{BlobWriter, Layout, named, positional_stream};
 use crate::upload::Upload;
 
 /// A byte range of a stored blob, streamed.
@@ -189,9 +190,8 @@ impl Store for Layout {
         start: u64,
         end: Option<u64>,
     ) -> Result<BlobRange, Error> {
-        use tokio::io::AsyncSeekExt;
         let path = self.blob_path(digest);
-        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+        let file = tokio::fs::File::open(&path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::BlobNotFound {
                     repository: self.root().display().to_string(),
@@ -207,14 +207,12 @@ impl Store for Layout {
             .map_err(|e| Error::io(&path, e))?
             .len();
         let end = range_end(digest, start, end, size)?;
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| Error::io(&path, e))?;
+        let file = Arc::new(file.into_std().await);
         Ok(BlobRange {
             blob_size: size,
             start,
             len: end - start,
-            stream: range_stream(file, &path, end - start),
+            stream: positional_stream(file, path, start, end - start),
         })
     }
 

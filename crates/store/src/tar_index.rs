@@ -33,9 +33,9 @@ use futures_util::StreamExt;
 use oci::digest::{Digest, Hasher};
 use oci::error::Error;
 use oci::manifest::{Descriptor, IndexDocument, check_manifest_size};
-use oci::stream::{BlobStream, verify_stream};
+use oci::stream::verify_stream;
 
-use crate::layout::BlobWriter;
+use crate::layout::{BlobWriter, positional_stream};
 use crate::store::{
     BlobRange, Store, manifests_in_index, range_end, repositories_in_index, resolve_in_index,
     tags_in_index,
@@ -43,7 +43,6 @@ use crate::store::{
 use crate::upload::Upload;
 
 const BLOCK: u64 = 512;
-const CHUNK: u64 = 256 * 1024;
 
 /// Largest GNU long-name or PAX extended header record read at open (a path is at most a few
 /// KiB; a bigger record is an attempt on memory).
@@ -232,39 +231,6 @@ fn hash_span(
     Ok(h.finish())
 }
 
-/// `len` bytes from `offset`, in chunks of at most 256 KiB, by positional reads (concurrent
-/// streams share the descriptor without sharing a file position).
-fn span_stream(file: Arc<File>, path: PathBuf, offset: u64, len: u64) -> BlobStream {
-    let s = futures_util::stream::unfold((offset, len), move |(pos, left)| {
-        let (file, path) = (file.clone(), path.clone());
-        async move {
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(CHUNK) as usize;
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; n];
-                file.read_exact_at(&mut buf, pos).map(|()| buf)
-            })
-            .await;
-            match read {
-                Ok(Ok(buf)) => Some((
-                    Ok(bytes::Bytes::from(buf)),
-                    (pos + n as u64, left - n as u64),
-                )),
-                Ok(Err(e)) => Some((Err(Error::io(&path, e)), (pos, 0))),
-                Err(e) => Some((
-                    Err(Error::Config {
-                        reason: format!("archive read panicked: {e}"),
-                    }),
-                    (pos, 0),
-                )),
-            }
-        }
-    });
-    Box::pin(s)
-}
-
 impl Store for TarArchive {
     async fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>, Error> {
         if matches!(self.verdict(digest), Some(Err(_))) {
@@ -292,7 +258,8 @@ impl Store for TarArchive {
             None if whole => {
                 // The first whole read verifies as it streams; the verdict is kept only when
                 // the stream ran to its end (a client that hangs up decides nothing).
-                let raw = span_stream(self.file.clone(), self.path.clone(), span.offset, size);
+                let raw =
+                    positional_stream(self.file.clone(), self.path.clone(), span.offset, size);
                 let checked = verify_stream(raw, digest.clone(), Some(size), self.blob_url(digest));
                 let failed = Arc::new(AtomicBool::new(false));
                 let (verdicts, d, f) = (self.verdicts.clone(), digest.clone(), failed.clone());
@@ -324,7 +291,7 @@ impl Store for TarArchive {
             blob_size: size,
             start,
             len: end - start,
-            stream: span_stream(
+            stream: positional_stream(
                 self.file.clone(),
                 self.path.clone(),
                 span.offset + start,
