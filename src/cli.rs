@@ -363,28 +363,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub header_read_timeout: u64,
 
-    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when the file changes.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "tls_dir"
-    )]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The PEM private key of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Serve HTTPS with a generated certificate: a CA (ca.pem, kept and reused across restarts)
-    /// and a server certificate signed by it are written into DIR; give nodes ca.pem.
-    #[arg(long, value_name = "DIR")]
-    pub tls_dir: Option<PathBuf>,
-
-    /// An extra DNS name or IP address for the generated certificate (besides the listen
-    /// address, localhost and 127.0.0.1); repeatable.
-    #[arg(long = "tls-san", value_name = "NAME", requires = "tls_dir")]
-    pub tls_san: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// htpasswd file (bcrypt entries, `htpasswd -B`) of users who may pull.
     #[arg(long, value_name = "FILE")]
@@ -490,26 +470,8 @@ pub struct WebhookServerArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
     pub listen: std::net::SocketAddr,
 
-    /// PEM certificate chain (leaf first); reloaded when the file changes.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "tls_dir"
-    )]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The PEM private key of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Generate a CA (kept and reused) and a server certificate in DIR.
-    #[arg(long, value_name = "DIR")]
-    pub tls_dir: Option<PathBuf>,
-
-    /// An extra DNS name or IP address for the generated certificate; repeatable.
-    #[arg(long = "tls-san", value_name = "NAME", requires = "tls_dir")]
-    pub tls_san: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Also rewrite the pod templates of Deployments, StatefulSets, DaemonSets, Jobs and
     /// CronJobs. Off by default: GitOps tools see a mutated template as drift; the pods those
@@ -595,4 +557,31 @@ pub struct WebhookInstallArgs {
 
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+/// HTTPS for a server (`serve`, `webhook`): certificate files, or a generated CA.
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_dir"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a generated certificate: a CA (ca.pem, kept and reused across restarts)
+    /// and a server certificate signed by it are written into DIR; give clients ca.pem.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+
+    /// An extra DNS name or IP address for the generated certificate (besides the listen
+    /// address, localhost and 127.0.0.1); repeatable.
+    #[arg(long = "tls-san", value_name = "NAME", requires = "tls_dir")]
+    pub tls_san: Vec<String>,
 }

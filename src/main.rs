@@ -7,6 +7,7 @@ mod config;
 mod exit;
 mod fsutil;
 mod inputs;
+mod listen;
 mod lockfile;
 mod nodeconfig;
 mod output;

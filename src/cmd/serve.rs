@@ -14,16 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use oci_registry::auth;
 use oci_store::Store;
-use serving::{RustlsConfig, tls};
 
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
 
 mod gc;
 mod names;
-
-/// How often `--tls-cert`/`--tls-key` are checked for a rotation.
-const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
     if let Some(crate::cli::ServeCommand::Gc(gc)) = &args.command {
@@ -38,9 +34,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
 fn print_node_config(args: &ServeArgs, runtime: &str) -> anyhow::Result<Exit> {
     use crate::nodeconfig::{NodeOptions, Trust};
     let mapping = args.config.load()?.mapping()?;
-    let trust = if args.tls_dir.is_some() {
+    let trust = if args.tls.tls_dir.is_some() {
         Trust::Ca { node_path: None }
-    } else if args.tls_cert.is_some() {
+    } else if args.tls.tls_cert.is_some() {
         Trust::System
     } else {
         Trust::Http
@@ -183,7 +179,10 @@ async fn run_app<S: Store + 'static>(
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
 
-    let (tls_config, reloader) = tls_config(args)?;
+    let (tls_config, reloader) = match crate::listen::server_tls(&args.tls, "serve", args.listen)? {
+        Some((config, reloader)) => (Some(config), reloader),
+        None => (None, None),
+    };
     let https = tls_config.is_some();
 
     let mut app = oci_registry::app(registry.clone());
@@ -228,63 +227,19 @@ async fn run_app<S: Store + 'static>(
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         shutdown_timeout: Some(Duration::from_secs(args.shutdown_timeout)),
     };
-    serving::serve_app_with(listener, app, tls_config, shutdown_signal("serve"), opts)
-        .await
-        .context("server failed")?;
+    serving::serve_app_with(
+        listener,
+        app,
+        tls_config,
+        crate::listen::shutdown_signal("serve"),
+        opts,
+    )
+    .await
+    .context("server failed")?;
     sweeper.abort();
     if let Some(r) = reloader {
         r.abort();
     }
     eprintln!("airlock serve: stopped");
     Ok(Exit::Ok)
-}
-
-/// The TLS configuration of `--tls-cert/--tls-key` (with a reloader for rotated files) or of a
-/// generated certificate in `--tls-dir`; `None` for plain HTTP.
-fn tls_config(
-    args: &ServeArgs,
-) -> anyhow::Result<(Option<RustlsConfig>, Option<tokio::task::JoinHandle<()>>)> {
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let config = RustlsConfig::from_config(tls::load_server_config(cert, key)?);
-        let reloader = tls::spawn_reloader(
-            config.clone(),
-            cert.clone(),
-            key.clone(),
-            TLS_RELOAD_INTERVAL,
-        );
-        return Ok((Some(config), Some(reloader)));
-    }
-    let Some(dir) = &args.tls_dir else {
-        return Ok((None, None));
-    };
-    let s = tls::self_signed(dir, &args.listen.ip().to_string(), &args.tls_san)?;
-    eprintln!(
-        "airlock serve: TLS CA {} ({}), SHA-256 fingerprint {}",
-        s.ca_cert.display(),
-        if s.ca_reused { "reused" } else { "new" },
-        s.ca_fingerprint
-    );
-    eprintln!(
-        "airlock serve: server certificate {} for {}",
-        s.server_cert.display(),
-        s.sans.join(", ")
-    );
-    Ok((Some(RustlsConfig::from_config(s.config)), None))
-}
-
-/// Completes on SIGINT or SIGTERM, saying so as `airlock VERB`.
-pub(crate) async fn shutdown_signal(verb: &'static str) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without handlers the default action (exit) still stops the server.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    eprintln!("airlock {verb}: shutting down, finishing requests in flight");
 }

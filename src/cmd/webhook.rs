@@ -20,17 +20,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serving::{RustlsConfig, tls};
 
 use crate::cli::{WebhookAction, WebhookArgs, WebhookServerArgs};
 use crate::exit::Exit;
 
 /// kube-apiserver's own limit on a request body (3 MiB); a review is the object plus a little.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
-
-/// How often `--tls-cert`/`--tls-key` are checked for a rotation (a Secret volume is updated
-/// in place by the kubelet, about a minute after the Secret changes).
-const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a Secret lookup is trusted: a pull Secret created after a "missing" answer is seen
 /// within this time; a burst of pods in one namespace costs one API call.
@@ -251,7 +246,13 @@ async fn serve(args: &WebhookServerArgs) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let (tls_config, reloader) = tls_config(args)?;
+    let Some((tls_config, reloader)) =
+        crate::listen::server_tls(&args.tls, "webhook", args.listen)?
+    else {
+        anyhow::bail!(
+            "kube-apiserver calls webhooks over HTTPS only: give --tls-cert and --tls-key, or --tls-dir"
+        );
+    };
     let state = Arc::new(AppState::new(config, KubeSecrets::new(client)));
     let app = app(state.clone());
     let c = &state.config;
@@ -276,7 +277,7 @@ async fn serve(args: &WebhookServerArgs) -> anyhow::Result<Exit> {
     let shutdown = {
         let state = state.clone();
         async move {
-            crate::cmd::serve::shutdown_signal("webhook").await;
+            crate::listen::shutdown_signal("webhook").await;
             state.ready.store(false, Ordering::Relaxed);
         }
     };
@@ -288,36 +289,6 @@ async fn serve(args: &WebhookServerArgs) -> anyhow::Result<Exit> {
     }
     eprintln!("airlock webhook: stopped");
     Ok(Exit::Ok)
-}
-
-/// `--tls-cert/--tls-key` (reloaded when they change: a rotated Secret) or a certificate
-/// generated into `--tls-dir`. kube-apiserver only calls webhooks over HTTPS, so one is required.
-fn tls_config(
-    args: &WebhookServerArgs,
-) -> anyhow::Result<(RustlsConfig, Option<tokio::task::JoinHandle<()>>)> {
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let config = RustlsConfig::from_config(tls::load_server_config(cert, key)?);
-        let reloader = tls::spawn_reloader(
-            config.clone(),
-            cert.clone(),
-            key.clone(),
-            TLS_RELOAD_INTERVAL,
-        );
-        return Ok((config, Some(reloader)));
-    }
-    let Some(dir) = &args.tls_dir else {
-        anyhow::bail!(
-            "kube-apiserver calls webhooks over HTTPS only: give --tls-cert and --tls-key, or --tls-dir"
-        );
-    };
-    let s = tls::self_signed(dir, &args.listen.ip().to_string(), &args.tls_san)?;
-    eprintln!(
-        "airlock webhook: TLS CA {} ({}), SHA-256 fingerprint {}",
-        s.ca_cert.display(),
-        if s.ca_reused { "reused" } else { "new" },
-        s.ca_fingerprint
-    );
-    Ok((RustlsConfig::from_config(s.config), None))
 }
 
 #[cfg(test)]
