@@ -18,6 +18,7 @@ mod serve_cli;
 mod serve_gc;
 mod serve_interop;
 mod serve_names;
+mod serve_oras;
 mod serve_slow;
 mod transfer_cli;
 mod watch;
