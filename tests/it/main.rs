@@ -15,6 +15,7 @@ mod scan_cli;
 mod secrets_cli;
 mod serve_auth_cli;
 mod serve_cli;
+mod serve_full_disk;
 mod serve_gc;
 mod serve_interop;
 mod serve_names;

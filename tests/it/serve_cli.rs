@@ -22,7 +22,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str]) -> Server {
-        let crate::Isolated { mut cmd, _home } = airlock_process();
+        Server::start_process(airlock_process(), args)
+    }
+
+    /// Starts the server through `wrapper` (see [`crate::airlock_process_via`]).
+    pub fn start_via(wrapper: &[&str], args: &[&str]) -> Server {
+        Server::start_process(crate::airlock_process_via(wrapper), args)
+    }
+
+    fn start_process(process: crate::Isolated<std::process::Command>, args: &[&str]) -> Server {
+        let crate::Isolated { mut cmd, _home } = process;
         let mut child = cmd
             .arg("serve")
             .args(args)
@@ -59,6 +68,11 @@ impl Server {
             log,
             _home: crate::Isolated { cmd: (), _home },
         }
+    }
+
+    /// The server's process id (a wrapper that execs keeps it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> Vec<String> {
