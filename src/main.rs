@@ -12,6 +12,7 @@ mod nodeconfig;
 mod output;
 mod registry;
 mod report;
+mod selfimage;
 
 use std::process::ExitCode;
 

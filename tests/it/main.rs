@@ -9,6 +9,7 @@ mod flags_cli;
 mod hostile_cli;
 mod hostile_store_cli;
 mod hostile_yaml;
+mod image_cli;
 mod lock_cli;
 mod rewrite_cli;
 mod scan_cli;
