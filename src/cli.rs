@@ -66,6 +66,19 @@ pub enum Command {
     /// digests). Every platform by default. A failed run keeps what it fetched: run it again.
     Pack(PackArgs),
 
+    /// Build the OCI image of airlock itself into a layout or archive (.tar, .tar.zst).
+    #[command(after_help = "Examples:
+  airlock image -o airlock.tar              # this executable, if it is statically linked
+  airlock image -o layout/ --binary target/x86_64-unknown-linux-gnu/release/airlock
+  airlock image -o airlock.tar --binary airlock-amd64 --binary airlock-arm64   # an index")]
+    ///
+    /// One layer holding only /usr/local/bin/airlock (mode 0755, owner 65532), run as
+    /// 65532:65532 with the binary as entrypoint; the platform is read from the binary's ELF
+    /// header (linux/amd64 or linux/arm64). A dynamically linked binary is refused. The same
+    /// binary gives the same digest on every run (timestamps from SOURCE_DATE_EPOCH, else 0).
+    /// Prints NAME@DIGEST.
+    Image(ImageArgs),
+
     /// Load a layout or archive made by `pack` into the private registry (--to / --registry),
     /// naming each image with the mapping `rewrite` uses.
     #[command(after_help = "Examples:
@@ -291,11 +304,37 @@ pub struct PackArgs {
     #[arg(short, long, value_name = "DIR|ARCHIVE")]
     pub output: PathBuf,
 
+    /// Add the image of airlock itself (as `airlock image` builds it from this executable,
+    /// which must be statically linked), so the registry and the webhook cross the gap too.
+    #[arg(long)]
+    pub include_self: bool,
+
+    /// The airlock binary --include-self images [default: this executable].
+    #[arg(long, value_name = "PATH", requires = "include_self")]
+    pub self_binary: Option<PathBuf>,
+
     #[command(flatten)]
     pub transfer: crate::cmd::transfer::TransferArgs,
 
     #[command(flatten)]
     pub registry: crate::registry::RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    /// An OCI layout directory (created, or added to), or an archive of one (`.tar`, `.tar.zst`).
+    #[arg(short, long, value_name = "DIR|ARCHIVE")]
+    pub output: PathBuf,
+
+    /// The image's name [default: airlock.invalid/airlock:VERSION, a placeholder: `.invalid`
+    /// is no registry; `push` maps it like any other image].
+    #[arg(long, value_name = "REF")]
+    pub name: Option<String>,
+
+    /// A statically linked airlock for Linux amd64 or arm64 [default: this executable].
+    /// Repeat with one binary per architecture for a multi-platform index.
+    #[arg(long = "binary", value_name = "PATH")]
+    pub binaries: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

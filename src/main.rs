@@ -13,6 +13,7 @@ mod nodeconfig;
 mod output;
 mod registry;
 mod report;
+mod selfimage;
 
 use std::process::ExitCode;
 

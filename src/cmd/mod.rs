@@ -3,6 +3,7 @@
 pub mod audit;
 mod check;
 mod docs;
+mod image;
 mod lock;
 mod mirror;
 mod pack;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Rewrite(args) => rewrite::run(&args),
         Command::Lock(args) => lock::run(&args),
         Command::Pack(args) => pack::run(&args),
+        Command::Image(args) => image::run(&args),
         Command::Push(args) => push::run(&args),
         Command::Mirror(args) => mirror::run(&args),
         Command::Serve(args) => serve::run(&args),

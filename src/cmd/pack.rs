@@ -15,17 +15,30 @@ pub fn run(args: &PackArgs) -> anyhow::Result<Exit> {
     let images = args.images.select()?;
     let client = args.registry.client(None)?;
     let transfer = args.transfer.transfer(args.registry.concurrency)?;
-    let is_archive = is_archive(&args.output);
-    let layout_dir = if is_archive {
-        staging_dir(&args.output)
+    // Built first: a binary that cannot be imaged fails the run before anything is pulled.
+    let airlock = if args.include_self {
+        let exe = match &args.self_binary {
+            Some(path) => path.clone(),
+            None => crate::selfimage::current_exe()?,
+        };
+        Some(crate::selfimage::SelfImage::build(
+            &crate::selfimage::default_name(),
+            &[exe],
+        )?)
     } else {
-        args.output.clone()
+        None
     };
-    if is_archive {
-        check_staging_dir(&layout_dir)?;
-    }
+    let output = Output::prepare(&args.output)?;
     crate::registry::runtime()?.block_on(async {
-        let layout = open_or_create(&layout_dir).await?;
+        let layout = output.open().await?;
+        if let Some(airlock) = &airlock {
+            let desc = airlock.add_to(&layout).await?;
+            eprintln!(
+                "airlock: {}@{} (airlock itself)",
+                airlock.name(),
+                desc.digest
+            );
+        }
         let jobs = images
             .iter()
             .map(|i| {
@@ -36,25 +49,65 @@ pub fn run(args: &PackArgs) -> anyhow::Result<Exit> {
             })
             .collect();
         let (exit, _) = transfer::run(&transfer, jobs, args.transfer.progress).await?;
-        if is_archive && exit == Exit::Ok {
-            let size = oci_store::write_archive(
-                &layout,
-                &args.output,
-                oci_store::Compression::from_path(&args.output),
-            )
-            .await
-            .with_context(|| format!("cannot write {}", args.output.display()))?;
-            tokio::fs::remove_dir_all(&layout_dir).await.ok();
-            eprintln!("airlock: wrote {} ({size} bytes)", args.output.display());
-        } else if is_archive {
-            eprintln!(
-                "airlock: {} not written; run again to resume from {}",
-                args.output.display(),
-                layout_dir.display()
-            );
-        }
+        output.finish(&layout, exit == Exit::Ok).await?;
         Ok(exit)
     })
+}
+
+/// Where a verb that writes images puts them: the layout directory `-o` names, or, for an
+/// archive, a staging layout beside it that becomes the archive once the run succeeds.
+pub struct Output {
+    output: PathBuf,
+    layout_dir: PathBuf,
+    is_archive: bool,
+}
+
+impl Output {
+    /// Checks the staging layout of an archive (see [`check_staging_dir`]).
+    pub fn prepare(output: &Path) -> anyhow::Result<Output> {
+        let is_archive = is_archive(output);
+        let layout_dir = if is_archive {
+            staging_dir(output)
+        } else {
+            output.to_path_buf()
+        };
+        if is_archive {
+            check_staging_dir(&layout_dir)?;
+        }
+        Ok(Output {
+            output: output.to_path_buf(),
+            layout_dir,
+            is_archive,
+        })
+    }
+
+    /// The layout to write into (created when absent, resumed when present).
+    pub async fn open(&self) -> anyhow::Result<oci_store::Layout> {
+        open_or_create(&self.layout_dir).await
+    }
+
+    /// For an archive: after a run that succeeded, writes it and removes the staging layout;
+    /// after one that failed, keeps the staging layout for the next run to resume.
+    pub async fn finish(&self, layout: &oci_store::Layout, ok: bool) -> anyhow::Result<()> {
+        if !self.is_archive {
+            return Ok(());
+        }
+        let out = &self.output;
+        if !ok {
+            eprintln!(
+                "airlock: {} not written; run again to resume from {}",
+                out.display(),
+                self.layout_dir.display()
+            );
+            return Ok(());
+        }
+        let size = oci_store::write_archive(layout, out, oci_store::Compression::from_path(out))
+            .await
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        tokio::fs::remove_dir_all(&self.layout_dir).await.ok();
+        eprintln!("airlock: wrote {} ({size} bytes)", out.display());
+        Ok(())
+    }
 }
 
 pub fn is_archive(path: &Path) -> bool {

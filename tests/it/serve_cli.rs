@@ -22,7 +22,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str]) -> Server {
-        let crate::Isolated { mut cmd, _home } = airlock_process();
+        Server::start_process(airlock_process(), args)
+    }
+
+    /// Starts the server through `wrapper` (see [`crate::airlock_process_via`]).
+    pub fn start_via(wrapper: &[&str], args: &[&str]) -> Server {
+        Server::start_process(crate::airlock_process_via(wrapper), args)
+    }
+
+    fn start_process(process: crate::Isolated<std::process::Command>, args: &[&str]) -> Server {
+        let crate::Isolated { mut cmd, _home } = process;
         let mut child = cmd
             .arg("serve")
             .args(args)
@@ -59,6 +68,11 @@ impl Server {
             log,
             _home: crate::Isolated { cmd: (), _home },
         }
+    }
+
+    /// The server's process id (a wrapper that execs keeps it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -129,11 +143,38 @@ pub fn read_response(s: &mut TcpStream) -> (u16, Vec<(String, String)>, Vec<u8>)
         .unwrap()
         .parse()
         .unwrap();
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    (status, headers, raw[split + 4..].to_vec())
+    let body = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    (status, headers, body)
+}
+
+/// A `Transfer-Encoding: chunked` body, decoded (the server streams JSON listings that way).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line");
+        let size = std::str::from_utf8(&raw[..eol]).unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
 }
 
 /// Files under `dir/blobs`, hidden partial files included.

@@ -5,6 +5,7 @@
 //!   into an OCI image layout directory. Same seed, same bytes, same digests.
 //! * [`registry`]: runs Debian's `docker-registry` (CNCF distribution 2.8) on 127.0.0.1 with a
 //!   free port, optionally with htpasswd (bcrypt) auth and TLS from a generated CA; killed on drop.
+//! * [`elf`]: minimal ELF64 executables (static or naming a loader) for code that reads ELF headers.
 //! * [`skopeo`]: runs `skopeo copy` / `skopeo inspect --raw` with clear errors.
 //!
 //! ```no_run
@@ -25,6 +26,7 @@
 //! assert_eq!(testimages::sha256_digest(&raw), img.manifest.digest);
 //! ```
 
+pub mod elf;
 pub mod layout;
 pub mod registry;
 pub mod skopeo;
