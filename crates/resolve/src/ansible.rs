@@ -476,7 +476,7 @@ pub fn apply(files: &mut [FileRef<'_>], sets: &[(String, String)], limits: Limit
     for f in files.iter_mut() {
         f.report
             .findings
-            .sort_by(|a, b| (a.span.start, a.span.end).cmp(&(b.span.start, b.span.end)));
+            .sort_by_key(|a| (a.span.start, a.span.end));
     }
     summary
 }

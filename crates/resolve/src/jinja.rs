@@ -262,10 +262,10 @@ impl Run {
             if let Some(inner) = self.lock().error.clone() {
                 return inner;
             }
-            if e.kind() == ErrorKind::UndefinedError {
-                if let Some(name) = self.lock().last_undefined.clone() {
-                    return EvalError::Undefined { name };
-                }
+            if e.kind() == ErrorKind::UndefinedError
+                && let Some(name) = self.lock().last_undefined.clone()
+            {
+                return EvalError::Undefined { name };
             }
             EvalError::Template {
                 at: at.to_string(),

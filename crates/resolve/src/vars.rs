@@ -61,10 +61,10 @@ fn plain(text: &str) -> Var {
     let unsigned = digits.trim_start_matches(['+', '-']);
     if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
         // A leading 0 is octal in YAML 1.1; rare in image tags, read as text rather than guessed.
-        if unsigned == "0" || !unsigned.starts_with('0') {
-            if let Ok(i) = digits.parse() {
-                return Var::Int(i);
-            }
+        if (unsigned == "0" || !unsigned.starts_with('0'))
+            && let Ok(i) = digits.parse()
+        {
+            return Var::Int(i);
         }
         return Var::Str(Arc::from(text));
     }
@@ -83,10 +83,8 @@ fn plain(text: &str) -> Var {
         });
         dot_ok && exp_ok
     };
-    if is_float {
-        if let Ok(f) = digits.parse() {
-            return Var::Float(f);
-        }
+    if is_float && let Ok(f) = digits.parse() {
+        return Var::Float(f);
     }
     Var::Str(Arc::from(text))
 }
