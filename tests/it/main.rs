@@ -10,6 +10,7 @@ mod hostile_cli;
 mod hostile_store_cli;
 mod hostile_yaml;
 mod lock_cli;
+mod resolve_cli;
 mod rewrite_cli;
 mod scan_cli;
 mod secrets_cli;

@@ -393,29 +393,31 @@ pub fn apply(files: &mut [FileRef<'_>], sets: &[(String, String)], limits: Limit
         let file = &files[site.file];
         let (line, column) = LineIndex::new(file.text).position(site.span.start);
         let at = format!("{}:{line}:{column}", file.name);
-        match resolve_pair(&project, site, &at, None) {
-            Ok(r) if r.value.is_empty() => {}
-            Ok(r) => match finding(&r, site.span.clone(), &site.context) {
-                Some(f) => pending.push(Pending {
-                    file: site.file,
-                    finding: f,
-                    looked_up: r.looked_up.into_iter().collect(),
-                    redo: Redo::Site(i),
+        let outcome = resolve_pair(&project, site, &at, None).and_then(|r| {
+            if r.value.is_empty() {
+                return Ok(None);
+            }
+            match finding(&r, site.span.clone(), &site.context) {
+                Some(f) => Ok(Some((f, r.looked_up))),
+                None => Err(EvalError::Template {
+                    at: at.clone(),
+                    message: format!("evaluates to {:?}, not an image reference", r.value),
                 }),
-                None => summary.unresolved.push((
-                    at,
-                    EvalError::Template {
-                        at: site.context.clone(),
-                        message: format!("evaluates to {:?}, not an image reference", r.value),
-                    },
-                )),
-            },
+            }
+        });
+        match outcome {
+            Ok(None) => {}
+            Ok(Some((f, looked_up))) => pending.push(Pending {
+                file: site.file,
+                finding: f,
+                looked_up: looked_up.into_iter().collect(),
+                redo: Redo::Site(i),
+            }),
             Err(e) => {
-                let template = format!("{}:{}", site.repo, site.tag);
                 files[site.file].report.findings.push(Finding {
                     span: site.span.clone(),
                     exact: false,
-                    image: template,
+                    image: format!("{}:{}", site.repo, site.tag),
                     reference: None,
                     kind: Kind::Templated,
                     source: Source::Ansible,

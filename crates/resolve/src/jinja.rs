@@ -258,6 +258,13 @@ impl Run {
             Some(expr) => env.compile_expression(expr).and_then(|e| e.eval(root)),
             None => env.render_str(text, root).map(Value::from),
         };
+        // An expression that is undefined as a whole is an error, as printing it would be.
+        if result.as_ref().is_ok_and(Value::is_undefined) && self.lock().error.is_none() {
+            let name = self.lock().last_undefined.clone();
+            return Err(EvalError::Undefined {
+                name: name.unwrap_or_else(|| text.trim().to_string()),
+            });
+        }
         result.map_err(|e| {
             if let Some(inner) = self.lock().error.clone() {
                 return inner;
