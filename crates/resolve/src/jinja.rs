@@ -72,13 +72,17 @@ impl Evaluator {
             scope: scope.clone(),
             state: Mutex::new(RunState::default()),
         });
-        let value = run.template(template, at);
+        // Printed with the state unlocked: printing a mapping evaluates its leaves now.
+        let text = run.template(template, at).map(|v| printed(&v));
+        // Cached mappings hold the run (`LazyMap::run`): clearing the cache breaks that cycle,
+        // or every evaluation would leak its values.
+        let cache = std::mem::take(&mut run.lock().cache);
+        drop(cache);
         let mut st = run.lock();
         if let Some(e) = st.error.take() {
             return Err(e);
         }
-        let value = value?;
-        let text = printed(&value);
+        let text = text?;
         if text.len() > self.limits.output {
             return Err(EvalError::TooLarge {
                 name: "the result".to_string(),

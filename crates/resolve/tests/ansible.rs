@@ -116,3 +116,15 @@ fn a_nested_image_table_is_evaluated_lazily_and_set_overrides_every_default() {
     let reg = r.definitions.iter().find(|d| d.name == "reg").unwrap();
     assert_eq!(reg.file, "--set");
 }
+
+#[test]
+fn printing_a_table_whose_value_does_not_parse_ends_quickly() {
+    let d = "a: \"{% for i in range(050) %}{{ b'}}{% endfor %}\"\nb: \"{{ c ~  c }}\"\nc: xxxx\nimages:\n  x:\n    repo: \"{{ a }}\"\n";
+    let started = std::time::Instant::now();
+    let r = resolve(d, "{{ images.x}}");
+    assert!(
+        started.elapsed().as_secs() < 2,
+        "{:?} {r:?}",
+        started.elapsed()
+    );
+}
