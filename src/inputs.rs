@@ -37,6 +37,28 @@ pub struct ReadArgs {
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` agent container.
     #[arg(long, value_name = "REF", default_value = discover::DEFAULT_JNLP_IMAGE, value_parser = parse_reference)]
     pub jnlp_image: imgref::Reference,
+
+    /// Answer a template variable as an installer would (`--set local_registry=R`): templated
+    /// references of Ansible roles are evaluated with it above every declared default.
+    /// Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub sets: Vec<(String, String)>,
+}
+
+/// `NAME=VALUE`, with a name Jinja can read; anything else is a usage error naming it.
+fn parse_set(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("{name:?} is not a variable name"));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 impl ReadArgs {
@@ -285,6 +307,16 @@ pub fn scan_all(
             report,
         });
     }
+    // Templated references evaluated from the defaults declared across files (Ansible roles).
+    let mut refs: Vec<resolve::ansible::FileRef<'_>> = files
+        .iter_mut()
+        .map(|f| resolve::ansible::FileRef {
+            name: &f.name,
+            text: &f.text,
+            report: &mut f.report,
+        })
+        .collect();
+    resolve::ansible::apply(&mut refs, &args.sets, resolve::Limits::default());
     Ok((files, errors))
 }
 

@@ -28,6 +28,25 @@ pub struct FindingOut {
     pub context: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartOut>,
+    /// For a `resolved` finding: the template, the definitions that made it, and the knob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResolutionOut {
+    pub template: String,
+    pub definitions: Vec<DefinitionOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knob: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DefinitionOut {
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +99,20 @@ impl ScanOutput {
                     source: f.source,
                     context: f.context.clone(),
                     parts,
+                    resolution: f.site.resolution.as_ref().map(|r| ResolutionOut {
+                        template: r.template.clone(),
+                        definitions: r
+                            .definitions
+                            .iter()
+                            .map(|d| DefinitionOut {
+                                name: d.name.clone(),
+                                file: d.file.clone(),
+                                line: d.line,
+                                column: d.column,
+                            })
+                            .collect(),
+                        knob: r.knob.clone(),
+                    }),
                 });
             }
         }

@@ -100,7 +100,39 @@ fn write_table(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()>
                 paint(LOCATION, &loc),
                 paint(DETAIL, &escape(&f.context))
             )?;
+            if let Some(r) = &f.resolution {
+                let defs: Vec<String> = r
+                    .definitions
+                    .iter()
+                    .map(|d| format!("{} {}:{}:{}", d.name, d.file, d.line, d.column))
+                    .collect();
+                writeln!(
+                    out,
+                    "      {}",
+                    paint(
+                        DETAIL,
+                        &escape(&format!("from {} ({})", r.template, defs.join(", ")))
+                    )
+                )?;
+            }
         }
+    }
+    let knobs: std::collections::BTreeSet<&str> = output
+        .findings
+        .iter()
+        .filter_map(|f| f.resolution.as_ref()?.knob.as_deref())
+        .collect();
+    for knob in knobs {
+        writeln!(
+            out,
+            "{}",
+            paint(
+                ATTENTION,
+                &escape(&format!(
+                    "registry knob: {knob} moves every resolved image (--set {knob}=REGISTRY)"
+                ))
+            )
+        )?;
     }
     let images = groups.keys().filter(|(attention, _)| !attention).count();
     writeln!(

@@ -11,6 +11,7 @@ mod hostile_store_cli;
 mod hostile_yaml;
 mod image_cli;
 mod lock_cli;
+mod resolve_cli;
 mod rewrite_cli;
 mod scan_cli;
 mod secrets_cli;

@@ -26,6 +26,10 @@ pub enum Kind {
     Heuristic,
     /// The name of an image built locally (docker-compose `build:`); never mirrored.
     Built,
+    /// A templated reference evaluated from its declared defaults (an Ansible role's variables):
+    /// `image` is what it resolves to, [`Site::resolution`] the template and the definitions
+    /// that made it.
+    Resolved,
 }
 
 impl Kind {
@@ -37,6 +41,7 @@ impl Kind {
             Kind::Templated => "templated",
             Kind::Heuristic => "heuristic",
             Kind::Built => "built",
+            Kind::Resolved => "resolved",
         }
     }
 
@@ -59,6 +64,8 @@ pub enum Source {
     Compose,
     Dockerfile,
     ImageList,
+    /// An Ansible role or playbook (its variables, its `.j2` templates).
+    Ansible,
 }
 
 impl Source {
@@ -73,6 +80,7 @@ impl Source {
             Source::Compose => "compose",
             Source::Dockerfile => "dockerfile",
             Source::ImageList => "image-list",
+            Source::Ansible => "ansible",
         }
     }
 }
@@ -162,6 +170,32 @@ pub struct Site {
     /// same values document; whether it reaches this image is in `parts`
     /// ([`PartRole::GlobalRegistry`]).
     pub helm_global_registry: Option<String>,
+    /// For a [`Kind::Resolved`] finding: the template it was evaluated from and where each
+    /// variable that went into it is defined.
+    pub resolution: Option<Box<Resolution>>,
+}
+
+/// How a templated reference was evaluated: what is written, and every variable definition that
+/// contributed, so a person (or `rewrite`) can find where to change it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// The text as written (for a `repo:`/`tag:` pair, `repo:tag` joined).
+    pub template: String,
+    /// Every definition read while evaluating it, in the order first read.
+    pub definitions: Vec<Definition>,
+    /// The variable that moves every image of the role when set (`local_registry`), if there is
+    /// one and it reaches this image.
+    pub knob: Option<String>,
+}
+
+/// Where a variable is defined (`file:line:column` of its key), or that it was given on the
+/// command line (`--set`, `file` is `--set`, line and column 0).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Definition {
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// One pod, identified within its file: every container of the pod (and the `jnlp` container

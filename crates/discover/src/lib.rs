@@ -20,13 +20,14 @@ mod shell;
 mod yaml;
 
 pub use finding::{
-    Container, ContainerRole, DEFAULT_JNLP_IMAGE, FileReport, Finding, Insert, Insertion, Kind,
-    Options, Part, PartRole, PodContainer, PodKind, PodRef, ScanError, ServiceAccount, Site,
-    Source, Workload, is_templated,
+    Container, ContainerRole, DEFAULT_JNLP_IMAGE, Definition, FileReport, Finding, Insert,
+    Insertion, Kind, Options, Part, PartRole, PodContainer, PodKind, PodRef, Resolution, ScanError,
+    ServiceAccount, Site, Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;
 pub use yaml::ALIAS_EXPANSION_LIMIT;
+pub use yaml::{Node as YamlNode, Scalar as YamlScalar};
 
 /// Scan one file's bytes. `name` is used only as a hint (a `Dockerfile` with odd content is
 /// still a Dockerfile); detection is by content.
@@ -131,6 +132,18 @@ pub fn is_yaml(name: &str, text: &str) -> bool {
 /// its byte offset when the text is not YAML.
 pub fn yaml_scalars(text: &str) -> Result<Vec<(std::ops::Range<usize>, String)>, ScanError> {
     yaml::scalars(text)
+}
+
+/// Every document of a YAML text as a tree whose scalars keep their byte ranges (aliases
+/// resolved, `<<` merged, within [`ALIAS_EXPANSION_LIMIT`]), and the error that stopped the
+/// parse, if any; the documents before it are still returned.
+pub fn yaml_documents(text: &str) -> (Vec<YamlNode>, Option<ScanError>) {
+    let (docs, err) = yaml::parse_tree(text, &yaml::AliasBudget::new());
+    let err = err.map(|e| ScanError {
+        offset: e.offset,
+        message: e.message,
+    });
+    (docs, err)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

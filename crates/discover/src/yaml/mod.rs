@@ -22,8 +22,10 @@ use crate::nested::Nested;
 use crate::{FileReport, Finding, Kind, OffsetMap, Options, PodRef, ScanError, Source};
 pub(crate) use path::Path;
 pub use tree::ALIAS_EXPANSION_LIMIT;
+pub(crate) use tree::AliasBudget;
 use tree::YamlErrorKind;
-pub(crate) use tree::{AliasBudget, Node, Scalar};
+pub(crate) use tree::parse as parse_tree;
+pub use tree::{Node, Scalar};
 
 pub(crate) fn looks_like(base: &str, text: &str) -> bool {
     if base.ends_with(".yaml") || base.ends_with(".yml") || base.ends_with(".json") || base == "-" {
@@ -45,7 +47,8 @@ pub(crate) fn scan_file(
     nested: &dyn Nested,
     out: &mut FileReport,
 ) {
-    let templated_file = text.contains("{{");
+    // Jinja statements (`{% if %}`) alone make a template too: an Ansible `.j2` manifest.
+    let templated_file = text.contains("{{") || text.contains("{%");
     for chunk in documents(text) {
         let body = &text[chunk.clone()];
         if is_crd(body) {

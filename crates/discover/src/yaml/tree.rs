@@ -35,7 +35,7 @@ pub const ALIAS_EXPANSION_LIMIT: u64 = 100_000;
 const INDEX_ABOVE: usize = 8;
 
 #[derive(Debug, Clone)]
-pub(crate) enum Node {
+pub enum Node {
     Scalar(Scalar),
     Map(Rc<Map>),
     Seq(Rc<[Node]>),
@@ -43,7 +43,7 @@ pub(crate) enum Node {
 
 /// A mapping's entries in written order (merged entries after the mapping's own).
 #[derive(Debug)]
-pub(crate) struct Map {
+pub struct Map {
     entries: Vec<(Node, Node)>,
     index: Option<Box<KeyIndex>>,
 }
@@ -56,7 +56,7 @@ struct KeyIndex {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Scalar {
+pub struct Scalar {
     /// Shared by the copies an alias makes.
     pub value: Rc<str>,
     pub style: ScalarStyle,
@@ -219,6 +219,12 @@ impl Node {
 }
 
 impl Scalar {
+    /// Whether the scalar is written plain (unquoted, not a block), the only style in which
+    /// YAML reads `1.0`, `true` or `~` as something other than a string.
+    pub fn is_plain(&self) -> bool {
+        self.style == ScalarStyle::Plain
+    }
+
     /// Whether this scalar is YAML null (`~`, `null`, or nothing at all).
     pub fn is_null(&self) -> bool {
         self.style == ScalarStyle::Plain
