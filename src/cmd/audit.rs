@@ -77,7 +77,7 @@ pub struct AuditArgs {
     pub lock: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = AuditFormat::Table)]
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,
 
     #[command(flatten)]
