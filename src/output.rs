@@ -56,3 +56,35 @@ mod tests {
         assert_eq!(escape_lines("a\x1b\nb\n"), "a\\x1b\nb\n");
     }
 }
+
+/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text the message
+/// above it already holds (a library error that prints its source as well as returning it would
+/// otherwise say everything twice).
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let err =
+            anyhow::Error::new(oci::Error::io("x.tar", io)).context("cannot read the archive");
+        assert_eq!(
+            super::error_chain(&err),
+            "cannot read the archive: x.tar: No such file"
+        );
+    }
+}

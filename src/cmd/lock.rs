@@ -25,7 +25,7 @@ pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
         match result {
             Ok(entry) => entries.push(entry),
             // The previous entry, if any, stays: a failed lookup must not unpin an image.
-            Err(e) => failed.push(format!("{r}: {e:#}")),
+            Err(e) => failed.push(format!("{r}: {}", crate::output::error_chain(&e))),
         }
     }
     let count = entries.len();

@@ -263,3 +263,69 @@ fn mirror_help_lists_no_policy_flags_and_refuses_them() {
     let check = airlock().args(["check", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&check.stdout).contains("--deny-latest"));
 }
+
+#[test]
+fn a_missing_path_is_reported_and_the_other_paths_still_scanned() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("ok.yaml"), "image: nginx:1.25\n").unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["scan", "ok.yaml", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("docker.io/library/nginx:1.25"), "{stdout}");
+    assert!(stdout.contains("ok.yaml:1:8"), "{stdout}");
+    assert!(
+        stderr.contains("/nonexistent") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["scan", "--format", "json", "ok.yaml", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["findings"][0]["file"], "ok.yaml");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["errors"][0]["file"], "/nonexistent");
+
+    // check reads its inputs the same way.
+    let out = airlock()
+        .current_dir(dir.path())
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--deny-latest",
+            "ok.yaml",
+            "missing.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["errors"][0]["file"], "missing.yaml");
+}
+
+#[test]
+fn push_of_a_missing_archive_says_so_once() {
+    let dir = tempdir();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["push", "nothere.tar", "--to", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("nothere.tar").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
