@@ -32,8 +32,8 @@ pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
     lock.merge(entries);
     lock.write(&args.output)?;
     eprintln!(
-        "airlock: locked {count} of {} images in {}",
-        refs.len(),
+        "airlock: locked {count} of {} in {}",
+        crate::output::count(refs.len() as u64, "image", "images"),
         args.output.display()
     );
     for f in &failed {

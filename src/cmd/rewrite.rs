@@ -120,7 +120,10 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     if args.check && changed > 0 {
-        eprintln!("airlock: {changed} files would change");
+        eprintln!(
+            "airlock: {} would change",
+            crate::output::count(changed as u64, "file", "files")
+        );
         return Ok(Exit::Violations);
     }
     Ok(if bad_input { Exit::BadInput } else { Exit::Ok })

@@ -329,3 +329,48 @@ fn push_of_a_missing_archive_says_so_once() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn counts_are_printed_with_the_noun_that_agrees() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("one.yaml"), "image: nginx:1.25\n").unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["scan", "one.yaml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 place, literal"), "{stdout}");
+    assert!(
+        stdout.ends_with("1 image to pull, 1 finding, 0 errors\n"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("two.yaml"),
+        "a: {image: nginx:1.25}\nb: {image: redis:7}\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["scan", "two.yaml", "one.yaml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 places, literal"), "{stdout}");
+    assert!(
+        stdout.ends_with("2 images to pull, 3 findings, 0 errors\n"),
+        "{stdout}"
+    );
+
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["check", "--deny-latest", "one.yaml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("no violations in 1 file; 0 templated values not checked"),
+        "{stdout}"
+    );
+}
