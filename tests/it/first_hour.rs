@@ -374,3 +374,68 @@ fn counts_are_printed_with_the_noun_that_agrees() {
         "{stdout}"
     );
 }
+
+/// Without the chart's templates, `rewrite` cannot know whether they prepend
+/// `global.imageRegistry` to an image written in full; it says which edit it made and why.
+#[test]
+fn rewrite_says_which_helm_edit_it_made_when_the_templates_are_absent() {
+    let dir = tempdir();
+    let values = "\
+global:
+  imageRegistry: docker.io
+image:
+  registry: docker.io
+  repository: bitnami/nginx
+  tag: \"1.25\"
+sidecar:
+  image:
+    repository: bitnami/redis
+    tag: \"7.2\"
+exporter:
+  image: prom/statsd-exporter:v0.26.0
+";
+    std::fs::write(dir.path().join("values.yaml"), values).unwrap();
+    for write in [false, true] {
+        let mut args = vec!["rewrite", "--registry", "registry.corp:5000"];
+        if write {
+            args.push("--write");
+        }
+        args.push("values.yaml");
+        let out = airlock()
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let notes: Vec<&str> = stderr.lines().filter(|l| l.contains(": note: ")).collect();
+        assert_eq!(notes.len(), 2, "{stderr}");
+        assert!(
+            notes[0].starts_with("airlock: values.yaml:2:18: note: docker.io/bitnami/nginx:1.25, docker.io/bitnami/redis:7.2: edited global.imageRegistry (docker.io -> registry.corp:5000)"),
+            "{stderr}"
+        );
+        assert!(
+            notes[1].starts_with("airlock: values.yaml:12:10: note: prom/statsd-exporter:v0.26.0: wrote the private registry into this image's own value")
+                && notes[1].contains("double prefix"),
+            "{stderr}"
+        );
+    }
+    let text = std::fs::read_to_string(dir.path().join("values.yaml")).unwrap();
+    assert!(
+        text.contains("imageRegistry: registry.corp:5000\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("image: registry.corp:5000/prom/statsd-exporter:v0.26.0\n"),
+        "{text}"
+    );
+
+    // No global setting, no choice to explain.
+    std::fs::write(dir.path().join("plain.yaml"), "image: nginx:1.25\n").unwrap();
+    let out = airlock()
+        .current_dir(dir.path())
+        .args(["rewrite", "--registry", "registry.corp:5000", "plain.yaml"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"));
+}

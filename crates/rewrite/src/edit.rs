@@ -46,6 +46,8 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// For each finding, in order: how a scan should read it once the edits are applied.
     pub expected: Vec<Expected>,
+    /// Edits whose rightness depends on what the file does not show (a Helm chart's templates).
+    pub notes: Vec<crate::helm::Note>,
 }
 
 /// How a scan reads one finding: its kind and the image, compared as values (a normalised
@@ -139,6 +141,10 @@ pub fn plan(
         let before = (plan.edits.len(), plan.skipped.len());
         let after = edit_finding(text, f, mapping, opts, &mut plan)?;
         let edited = plan.skipped.len() == before.1 && plan.edits.len() > before.0;
+        if edited {
+            let edits = plan.edits[before.0..].to_vec();
+            crate::helm::global_registry_notes(f, &edits, &mut plan.notes);
+        }
         plan.expected.push(match after {
             Some(after) if edited => after,
             _ => summary(f),
