@@ -87,7 +87,10 @@ mod tests {
         let mut found = BTreeMap::new();
         shorts(&cmd, "airlock", &mut found);
         let clashes: Vec<_> = found.iter().filter(|(_, longs)| longs.len() > 1).collect();
-        assert!(clashes.is_empty(), "one short flag, several meanings: {clashes:#?}");
+        assert!(
+            clashes.is_empty(),
+            "one short flag, several meanings: {clashes:#?}"
+        );
         // The walk reaches the verbs whose short flags used to disagree.
         assert_eq!(
             found[&'f'].keys().collect::<Vec<_>>(),
@@ -105,13 +108,24 @@ mod tests {
     fn verbs_that_only_map_images_offer_no_policy_flags() {
         let mut cmd = crate::cli::Cli::command();
         cmd.build();
-        let policy = ["allow-registry", "deny-latest", "require-digest", "pull-secret"];
+        let policy = [
+            "allow-registry",
+            "deny-latest",
+            "require-digest",
+            "pull-secret",
+        ];
         for verb in ["rewrite", "push", "mirror", "serve"] {
             let sub = cmd.find_subcommand(verb).unwrap();
             let longs: BTreeSet<&str> = sub.get_arguments().filter_map(|a| a.get_long()).collect();
-            assert!(longs.contains("registry") && longs.contains("rule"), "{verb}");
+            assert!(
+                longs.contains("registry") && longs.contains("rule"),
+                "{verb}"
+            );
             for flag in policy {
-                assert!(!longs.contains(flag), "{verb} offers --{flag}, which it ignores");
+                assert!(
+                    !longs.contains(flag),
+                    "{verb} offers --{flag}, which it ignores"
+                );
             }
         }
         for verb in ["check", "audit", "webhook"] {

@@ -99,7 +99,14 @@ fn audit_with_a_lock_file_flags_a_running_digest_that_is_not_the_locked_one() {
     .unwrap();
     let (code, stdout, _) = run(
         &api,
-        &["-n", "shop", "--lock", lock.to_str().unwrap(), "--format", "json"],
+        &[
+            "-n",
+            "shop",
+            "--lock",
+            lock.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(code, 1);
     let report: Value = serde_json::from_str(&stdout).unwrap();

@@ -182,6 +182,17 @@ fn readme_walk_through_runs_as_written_in_a_copy_of_the_checkout() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // And what the comments promise the user sees.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if comment.contains("implicit jnlp agent") {
+            assert!(stdout.contains("implicit"), "{command}: {stdout}");
+        }
+        if comment.contains("an implicit image") {
+            assert!(stdout.contains("implicit-image"), "{command}: {stdout}");
+        }
+        if comment.contains("the diff") {
+            assert!(stdout.starts_with("--- a/"), "{command}: {stdout}");
+        }
         ran += 1;
     }
     assert_eq!(ran, rest.iter().filter(|l| !l.starts_with("cd ")).count());
