@@ -154,9 +154,9 @@ pub async fn run(
     } else {
         eprintln!(
             "airlock: {} ok, {} failed; {} sent, {} skipped, {} mounted; {} sent in {seconds:.1}s",
-            count(stats.images_ok as u64, "image", "images"),
+            count(stats.images_ok, "image", "images"),
             stats.images_failed,
-            count(stats.blobs_sent as u64, "blob", "blobs"),
+            count(stats.blobs_sent, "blob", "blobs"),
             stats.blobs_skipped,
             stats.blobs_mounted,
             human_bytes(stats.bytes_sent),
@@ -189,7 +189,7 @@ fn show_live(stats: &oci_transfer::Stats, total: usize, started: Instant) {
         human_bytes(stats.bytes_moved),
         human_bytes(stats.bytes_known),
         human_bytes(rate as u64),
-        count(stats.blobs_sent as u64, "blob", "blobs"),
+        count(stats.blobs_sent, "blob", "blobs"),
         stats.blobs_skipped
     );
 }
