@@ -12,7 +12,7 @@ corpus=${CORPUS:-../shared/corpus}
 data=bench/data
 mkdir -p "$data"
 profile=${PROFILE:-release}
-cargo build --profile "$profile" --quiet
+cargo build --locked --profile "$profile" --quiet
 bin=target/$profile/airlock
 
 one="$data/corpus-once.yaml"

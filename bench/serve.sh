@@ -42,7 +42,7 @@ for tool in skopeo docker-registry curl; do
 done
 mkdir -p "$DATA" "$LOGS"
 echo "== build" >&2
-cargo build --profile "$PROFILE" --quiet
+cargo build --locked --profile "$PROFILE" --quiet
 echo "== image set (seed $SEED, ${BUDGET_MB} MB; reused when already generated)" >&2
 python3 "$TOOLS/make-images.py" --out "$DATA/images" --budget-mb "$BUDGET_MB" --seed "$SEED" >&2
 tail -n +2 "$DATA/images/images.tsv" | cut -f1 > "$DATA/refs.txt"

@@ -22,10 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Find every image that configuration will pull, with exact positions.
     #[command(after_help = "Examples:
-  airlock scan                          # the current directory, as a table
-  airlock scan k8s/ values.yaml -f json # files and directories, machine-readable
-  airlock scan -f list . > images.txt   # one image a line, input for `pack -f`
-  helm template . | airlock scan -      # standard input")]
+  airlock scan                                 # the current directory, as a table
+  airlock scan k8s/ values.yaml --format json  # files and directories, machine-readable
+  airlock scan --format list . > images.txt    # one image a line, input for `pack -f`
+  helm template . | airlock scan -             # standard input")]
     ///
     /// Reads Kubernetes manifests, Helm values, JCasC, Jenkinsfiles, k0s and k0sctl configs,
     /// kustomizations, docker-compose files, Dockerfiles and image lists, detected by content.
@@ -114,7 +114,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   airlock check --registry registry.corp .
   airlock check --allow-registry registry.corp --deny-latest --require-digest k8s/
-  airlock check -f sarif . > airlock.sarif              # for code-scanning UIs")]
+  airlock check --format sarif . > airlock.sarif        # for code-scanning UIs")]
     ///
     /// Rules: registry-not-allowed, latest-tag, missing-digest, implicit-image,
     /// global-registry-ignored, jnlp-container-name, missing-pull-secret. Each violation is
@@ -127,7 +127,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   airlock audit -A                                  # every namespace, as a table
   airlock audit -n shop --lock airlock.lock         # running digests against the lock
-  airlock audit -A --pull-secret regcred -f json    # machine-readable")]
+  airlock audit -A --pull-secret regcred --format json   # machine-readable")]
     ///
     /// Uses the kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) or, inside a pod, its
     /// service account. Lists are read in pages (--chunk-size). A namespace the credentials
@@ -203,7 +203,7 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
 
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     #[command(flatten)]
@@ -245,7 +245,7 @@ pub struct RewriteArgs {
     pub read: crate::inputs::ReadArgs,
 
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: crate::config::MappingArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -255,7 +255,7 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
 
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = CheckFormat::Human)]
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
     pub format: CheckFormat,
 
     #[command(flatten)]
@@ -355,7 +355,7 @@ pub struct PushArgs {
     pub registry: crate::registry::RegistryArgs,
 
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: crate::config::MappingArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -424,7 +424,7 @@ pub struct ServeArgs {
     pub print_node_config: Option<String>,
 
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: crate::config::MappingArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -464,7 +464,7 @@ pub struct MirrorArgs {
     pub registry: crate::registry::RegistryArgs,
 
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: crate::config::MappingArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

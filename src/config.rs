@@ -45,9 +45,11 @@ pub struct PolicyConfig {
     pub require_digest: Option<bool>,
 }
 
-/// Flags shared by every verb that maps or checks images; each overrides the file.
+/// Flags that say where images go, shared by every verb that names images in the private
+/// registry (rewrite, push, mirror, serve); each overrides the file. Verbs that also judge images
+/// take [`ConfigArgs`], which adds the policy: a flag a verb ignores is not offered by it.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ConfigArgs {
+pub struct MappingArgs {
     /// Configuration file [default: ./airlock.yaml when it exists].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -63,6 +65,13 @@ pub struct ConfigArgs {
     /// A mapping rule, FROM=TO (prefix of the normalised name); repeatable, first match wins.
     #[arg(long = "rule", value_name = "FROM=TO", value_parser = parse_rule)]
     pub rules: Vec<RuleConfig>,
+}
+
+/// The mapping flags and the policy's (check, audit, webhook); each overrides the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub target: MappingArgs,
 
     /// Name of the imagePullSecret for the private registry.
     #[arg(long, value_name = "NAME")]
@@ -89,7 +98,7 @@ pub struct Settings {
     pub origin: Option<PathBuf>,
 }
 
-impl ConfigArgs {
+impl MappingArgs {
     pub fn load(&self) -> anyhow::Result<Settings> {
         let path = match &self.config {
             Some(p) => Some(p.clone()),
@@ -104,6 +113,17 @@ impl ConfigArgs {
         }
         config.mode_flag = self.mapping;
         config.rules.extend(self.rules.iter().cloned());
+        Ok(Settings {
+            config,
+            origin: path,
+        })
+    }
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> anyhow::Result<Settings> {
+        let mut settings = self.target.load()?;
+        let config = &mut settings.config;
         if let Some(s) = &self.pull_secret {
             config.pull_secret = Some(s.clone());
         }
@@ -117,10 +137,7 @@ impl ConfigArgs {
         if self.require_digest {
             config.policy.require_digest = Some(true);
         }
-        Ok(Settings {
-            config,
-            origin: path,
-        })
+        Ok(settings)
     }
 }
 

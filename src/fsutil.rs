@@ -184,14 +184,14 @@ impl std::fmt::Display for ByteSize {
             .find(|(shift, _)| n >= 1 << shift && n.is_multiple_of(1 << shift))
         {
             Some((shift, unit)) => write!(f, "{} {unit}", n >> shift),
-            None => write!(f, "{n} bytes"),
+            None => f.write_str(&crate::output::count(n, "byte", "bytes")),
         }
     }
 }
 
 /// Input bigger than the limit a verb reads; nothing of it is used.
 #[derive(Debug, thiserror::Error)]
-#[error("{} is larger than the {limit} limit; not read (raise it with --max-file-size)", size.map_or("the input".to_string(), |s| format!("{s} bytes")))]
+#[error("{} is larger than the {limit} limit; not read (raise it with --max-file-size)", size.map_or("the input".to_string(), |s| crate::output::count(s, "byte", "bytes")))]
 pub struct TooLarge {
     /// The size on disk, when the input is a regular file.
     pub size: Option<u64>,

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::fsutil::ByteSize;
@@ -134,8 +133,9 @@ impl Input {
     }
 }
 
-/// Expand the given paths. A path that does not exist is an error naming it (a usage error);
-/// what cannot be read inside a directory is reported by its own path and the walk goes on.
+/// Expand the given paths. A path that does not exist or cannot be read is reported by its own
+/// path like any unreadable input, and the other paths are still read: one mistyped argument
+/// must not hide what the rest would have found.
 pub fn collect(paths: &[PathBuf], args: &ReadArgs) -> anyhow::Result<(Vec<Input>, Vec<ErrorOut>)> {
     let mut walk = Walk::default();
     for p in paths {
@@ -143,7 +143,19 @@ pub fn collect(paths: &[PathBuf], args: &ReadArgs) -> anyhow::Result<(Vec<Input>
             walk.inputs.push(Input::Stdin);
             continue;
         }
-        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let meta = match std::fs::metadata(p) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let message = match e.kind() {
+                    std::io::ErrorKind::NotFound if p.is_symlink() => {
+                        format!("broken symbolic link: {e}")
+                    }
+                    _ => format!("cannot read: {e}"),
+                };
+                walk.errors.push(ErrorOut::whole_file(p, message));
+                continue;
+            }
+        };
         if meta.is_dir() {
             walk.dir(p, !args.no_ignore);
         } else {

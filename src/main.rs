@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(err) => {
             // Errors name values from files and registries: escaped like all human output.
-            eprintln!("airlock: {}", output::escape(&format!("{err:#}")));
+            eprintln!("airlock: {}", output::escape(&output::error_chain(&err)));
             exit::Exit::from_error(&err).into()
         }
     }

@@ -56,3 +56,50 @@ mod tests {
         assert_eq!(escape_lines("a\x1b\nb\n"), "a\\x1b\nb\n");
     }
 }
+
+/// `n` and the noun that goes with it: "1 image", "2 images", "0 images". Every count printed
+/// for people goes through here. `many` is given, not derived: English plurals are irregular
+/// ("entry"/"entries") and a rule would get one wrong.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text the message
+/// above it already holds (a library error that prints its source as well as returning it would
+/// otherwise say everything twice).
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(super::count(1u32, "image", "images"), "1 image");
+        assert_eq!(super::count(0u32, "image", "images"), "0 images");
+        assert_eq!(super::count(2u32, "entry", "entries"), "2 entries");
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let err =
+            anyhow::Error::new(oci::Error::io("x.tar", io)).context("cannot read the archive");
+        assert_eq!(
+            super::error_chain(&err),
+            "cannot read the archive: x.tar: No such file"
+        );
+    }
+}

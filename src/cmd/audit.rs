@@ -13,7 +13,7 @@ use clap::ValueEnum;
 
 use crate::config::ConfigArgs;
 use crate::exit::Exit;
-use crate::output::escape;
+use crate::output::{count, escape};
 
 /// How to reach the cluster and which namespaces to work on, as kubectl spells them.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,7 +77,7 @@ pub struct AuditArgs {
     pub lock: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = AuditFormat::Table)]
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,
 
     #[command(flatten)]
@@ -312,11 +312,17 @@ fn write_table(
         .collect();
     writeln!(
         out,
-        "\n{} containers in {} pods in {} namespaces: {violations} policy violations, {mismatches} lock mismatches, {} pull failures, {} unreadable",
-        r.containers.len(),
-        pods.len(),
-        r.namespaces.len(),
-        r.pull_failures.len(),
+        "\n{} in {} in {}: {}, {}, {}, {} unreadable",
+        count(r.containers.len() as u64, "container", "containers"),
+        count(pods.len() as u64, "pod", "pods"),
+        count(r.namespaces.len() as u64, "namespace", "namespaces"),
+        count(violations as u64, "policy violation", "policy violations"),
+        count(mismatches as u64, "lock mismatch", "lock mismatches"),
+        count(
+            r.pull_failures.len() as u64,
+            "pull failure",
+            "pull failures"
+        ),
         r.unreadable.len()
     )
 }

@@ -163,8 +163,7 @@ fn write_human(out: &mut impl Write, output: &CheckOutput, checked: usize) -> st
         writeln!(out, "    fix: {}", escape(&v.fix))?;
     }
     let files: BTreeSet<&str> = output.violations.iter().map(|v| v.file.as_str()).collect();
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural = |n: usize, one: &str, many: &str| crate::output::count(n as u64, one, many);
     let summary = match output.violations.len() {
         0 => format!("no violations in {}", plural(checked, "file", "files")),
         n => format!(

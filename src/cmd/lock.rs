@@ -25,15 +25,15 @@ pub fn run(args: &LockArgs) -> anyhow::Result<Exit> {
         match result {
             Ok(entry) => entries.push(entry),
             // The previous entry, if any, stays: a failed lookup must not unpin an image.
-            Err(e) => failed.push(format!("{r}: {e:#}")),
+            Err(e) => failed.push(format!("{r}: {}", crate::output::error_chain(&e))),
         }
     }
     let count = entries.len();
     lock.merge(entries);
     lock.write(&args.output)?;
     eprintln!(
-        "airlock: locked {count} of {} images in {}",
-        refs.len(),
+        "airlock: locked {count} of {} in {}",
+        crate::output::count(refs.len() as u64, "image", "images"),
         args.output.display()
     );
     for f in &failed {

@@ -25,7 +25,8 @@ pub fn run(args: &PushArgs) -> anyhow::Result<Exit> {
                 .with_context(|| format!("cannot create a work directory in {}", base.display()))?;
             let layout = oci_store::read_archive(source, tmp.path().join("layout"))
                 .await
-                .with_context(|| format!("cannot read {}", source.display()))?;
+                // The store's error names the file already.
+                .context("cannot read the archive")?;
             _unpacked = Some(tmp);
             layout
         } else {

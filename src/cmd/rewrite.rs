@@ -60,6 +60,16 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
                 escape(&skip.reason)
             );
         }
+        // Said with the diff too, not only with --write: the diff is where the choice is reviewed.
+        for note in &plan.notes {
+            let (line, column) = index.position(note.span.start);
+            eprintln!(
+                "airlock: {}:{line}:{column}: note: {}: {}",
+                escape(&s.name),
+                escape(&note.image),
+                escape(&note.message)
+            );
+        }
         if plan.edits.is_empty() {
             continue;
         }
@@ -92,13 +102,13 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
                     };
                     writeln!(
                         out,
-                        "rewrote {}{target} ({} edits{setid})",
+                        "rewrote {}{target} ({}{setid})",
                         escape(&s.name),
-                        plan.edits.len()
+                        crate::output::count(plan.edits.len() as u64, "edit", "edits")
                     )?
                 }
                 Err(e) => {
-                    eprintln!("airlock: {}", escape(&format!("{e:#}")));
+                    eprintln!("airlock: {}", escape(&crate::output::error_chain(&e)));
                     bad_input = true;
                 }
             }
@@ -120,7 +130,10 @@ pub fn run(args: &RewriteArgs) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     if args.check && changed > 0 {
-        eprintln!("airlock: {changed} files would change");
+        eprintln!(
+            "airlock: {} would change",
+            crate::output::count(changed as u64, "file", "files")
+        );
         return Ok(Exit::Violations);
     }
     Ok(if bad_input { Exit::BadInput } else { Exit::Ok })

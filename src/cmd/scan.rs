@@ -8,7 +8,7 @@ use anstyle::{AnsiColor, Style};
 use crate::cli::{Color, Format, ScanArgs};
 use crate::exit::Exit;
 use crate::inputs;
-use crate::output::escape;
+use crate::output::{count, escape};
 use crate::report::{FindingOut, ScanOutput};
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<Exit> {
@@ -85,12 +85,11 @@ fn write_table(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()>
         } else {
             paint(PULL, &image)
         };
-        let count = findings.len();
-        let noun = if count == 1 { "place" } else { "places" };
+        let places = count(findings.len() as u64, "place", "places");
         writeln!(
             out,
             "{title}  {}",
-            paint(DETAIL, &format!("{count} {noun}, {}", kinds.join(", ")))
+            paint(DETAIL, &format!("{places}, {}", kinds.join(", ")))
         )?;
         for f in findings {
             let loc = format!("{}:{}:{}", escape(&f.file), f.line, f.column);
@@ -137,10 +136,10 @@ fn write_table(out: &mut impl Write, output: &ScanOutput) -> std::io::Result<()>
     let images = groups.keys().filter(|(attention, _)| !attention).count();
     writeln!(
         out,
-        "{} images to pull, {} findings, {} errors",
-        images,
-        output.findings.len(),
-        output.errors.len()
+        "{} to pull, {}, {}",
+        count(images as u64, "image", "images"),
+        count(output.findings.len() as u64, "finding", "findings"),
+        count(output.errors.len() as u64, "error", "errors")
     )?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use cluster::secrets::{Change, NamespacePlan, PullSecret};
 
 use crate::cmd::audit::ClusterArgs;
-use crate::config::ConfigArgs;
+use crate::config::MappingArgs;
 use crate::exit::Exit;
 use crate::output::escape;
 
@@ -64,10 +64,10 @@ pub struct SecretsArgs {
 }
 
 pub fn run(args: &SecretsArgs) -> anyhow::Result<Exit> {
-    let settings = ConfigArgs {
+    let settings = MappingArgs {
         config: args.config.clone(),
         registry: args.registry.clone(),
-        ..ConfigArgs::default()
+        ..MappingArgs::default()
     }
     .load()?;
     // The one parser of registry names: the Mapping's (host[:port][/prefix]); the kubelet

@@ -156,8 +156,8 @@ async fn run_registry<S: Store + 'static>(
         eprintln!("airlock serve: {} as {}", s.public, s.served);
     }
     eprintln!(
-        "airlock serve: {} images of {what} under the names of {}",
-        served.len(),
+        "airlock serve: {} of {what} under the names of {}",
+        crate::output::count(served.len() as u64, "image", "images"),
         mapping.target()
     );
     run_app(args, mapped, read_only, what).await

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::exit::Exit;
+use crate::output::count;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TransferArgs {
@@ -152,10 +153,10 @@ pub async fn run(
         )?;
     } else {
         eprintln!(
-            "airlock: {} images ok, {} failed; blobs {} sent, {} skipped, {} mounted; {} sent in {seconds:.1}s",
-            stats.images_ok,
+            "airlock: {} ok, {} failed; {} sent, {} skipped, {} mounted; {} sent in {seconds:.1}s",
+            count(stats.images_ok, "image", "images"),
             stats.images_failed,
-            stats.blobs_sent,
+            count(stats.blobs_sent, "blob", "blobs"),
             stats.blobs_skipped,
             stats.blobs_mounted,
             human_bytes(stats.bytes_sent),
@@ -183,11 +184,12 @@ fn show_live(stats: &oci_transfer::Stats, total: usize, started: Instant) {
         String::new()
     };
     eprint!(
-        "\r\x1b[2K{done}/{total} images  {} of {}  {}/s{eta}  {} blobs sent, {} skipped",
+        "\r\x1b[2K{done}/{}  {} of {}  {}/s{eta}  {} sent, {} skipped",
+        count(total as u64, "image", "images"),
         human_bytes(stats.bytes_moved),
         human_bytes(stats.bytes_known),
         human_bytes(rate as u64),
-        stats.blobs_sent,
+        count(stats.blobs_sent, "blob", "blobs"),
         stats.blobs_skipped
     );
 }

@@ -30,7 +30,7 @@ fn run(api: &FakeApi, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn audit_all_namespaces_as_json_reports_a_forbidden_one_and_exits_2() {
     let api = recorded_cluster();
-    let (code, stdout, stderr) = run(&api, &["-A", "--chunk-size", "2", "-f", "json"]);
+    let (code, stdout, stderr) = run(&api, &["-A", "--chunk-size", "2", "--format", "json"]);
     assert_eq!(code, 2, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     // api: migrate, api, envoy; web; worker: worker, metrics; agent: agent-injection, maven, jnlp.
@@ -99,7 +99,14 @@ fn audit_with_a_lock_file_flags_a_running_digest_that_is_not_the_locked_one() {
     .unwrap();
     let (code, stdout, _) = run(
         &api,
-        &["-n", "shop", "--lock", lock.to_str().unwrap(), "-f", "json"],
+        &[
+            "-n",
+            "shop",
+            "--lock",
+            lock.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(code, 1);
     let report: Value = serde_json::from_str(&stdout).unwrap();

@@ -195,7 +195,7 @@ fn a_lock_with_no_images_reads_back_in_lock_pack_and_rewrite() {
     std::fs::write(dir.path().join("gone.txt"), "127.0.0.1:1/lab/gone:1\n").unwrap();
     let (code, stderr) = run(&["lock", "-f", "gone.txt", "--insecure", "127.0.0.1:1"]);
     assert_eq!(code, Some(3), "{stderr}");
-    assert!(stderr.contains("locked 0 of 1 images"), "{stderr}");
+    assert!(stderr.contains("locked 0 of 1 image"), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("airlock.lock")).unwrap(),
         lock

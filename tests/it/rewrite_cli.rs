@@ -411,7 +411,7 @@ fn write_through_a_symlink_edits_its_target_and_keeps_the_link() {
     let real = std::fs::canonicalize(&target).unwrap();
     assert_eq!(
         stdout,
-        format!("rewrote link.yaml -> {} (1 edits)\n", real.display())
+        format!("rewrote link.yaml -> {} (1 edit)\n", real.display())
     );
     assert!(
         dir.path().join("link.yaml").is_symlink(),
@@ -468,7 +468,7 @@ fn write_clears_setuid_and_setgid_bits() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "rewrote compose.yaml (1 edits; setuid/setgid bits cleared)\n"
+        "rewrote compose.yaml (1 edit; setuid/setgid bits cleared)\n"
     );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o755);

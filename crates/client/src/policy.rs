@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::{Response, Url};
 
 use super::send::show;
+use oci::NetworkCause;
 use oci::error::Error;
 
 /// Most of an error response that is read (to show the registry's message); the rest is never
@@ -189,10 +190,81 @@ pub(crate) fn network_error(url: &Url, e: reqwest::Error, timeouts: &Timeouts) -
             after,
         };
     }
+    let (cause, detail) = classify(&e);
     Error::Network {
         url: show(url),
-        source: Box::new(e),
+        cause,
+        detail,
+        transport: Box::new(e),
     }
+}
+
+/// What a transport error is really about, and its root causes as one line. reqwest's own
+/// message ("error sending request for url …") hides them in `source()`; the retry decision
+/// ([`RetryPolicy::should_retry`] through [`NetworkCause::is_transient`]) and the message both
+/// come from here, so every operation classifies a failure the same way.
+pub(crate) fn classify(e: &(dyn std::error::Error + 'static)) -> (NetworkCause, String) {
+    let mut messages: Vec<String> = Vec::new();
+    let mut cause = NetworkCause::Other;
+    let mut next = e.source();
+    while let Some(err) = next {
+        let text = err.to_string();
+        // Each layer tends to repeat the one below it ("tcp connect error: Connection refused"
+        // above "Connection refused"): keep a message only when it adds something.
+        if !messages.iter().any(|m| m.contains(&text)) {
+            messages.retain(|m| !text.contains(m.as_str()));
+            messages.push(text.clone());
+        }
+        let lower = text.to_ascii_lowercase();
+        let io = err.downcast_ref::<std::io::Error>();
+        let found = match io.map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::ConnectionRefused) => Some(NetworkCause::ConnectionRefused),
+            Some(
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof,
+            ) => Some(NetworkCause::ConnectionReset),
+            _ if lower.contains("temporary failure in name resolution")
+                || (lower.contains("try again") && lower.contains("lookup")) =>
+            {
+                Some(NetworkCause::DnsUnavailable)
+            }
+            _ if lower.contains("failed to lookup address")
+                || lower.contains("name or service not known")
+                || lower.contains("no address associated")
+                || lower.contains("dns error") =>
+            {
+                Some(NetworkCause::DnsNotFound)
+            }
+            // rustls's errors, whether they arrive as themselves or inside an io::Error.
+            _ if lower.contains("certificate")
+                || lower.contains("received corrupt message")
+                || lower.contains("tls handshake")
+                || lower.contains("peer is incompatible")
+                || lower.contains("peer misbehaved")
+                || lower.contains("received fatal alert") =>
+            {
+                Some(NetworkCause::Tls)
+            }
+            _ if lower.contains("proxy") || lower.contains("tunnel") => Some(NetworkCause::Proxy),
+            _ => None,
+        };
+        // The first specific cause, from the outside in, except that a more precise one below
+        // a generic DNS message wins ("dns error" above "Temporary failure …").
+        match (cause, found) {
+            (NetworkCause::Other, Some(c)) => cause = c,
+            (NetworkCause::DnsNotFound, Some(NetworkCause::DnsUnavailable)) => {
+                cause = NetworkCause::DnsUnavailable
+            }
+            _ => {}
+        }
+        next = err.source();
+    }
+    if messages.is_empty() {
+        messages.push(e.to_string());
+    }
+    (cause, messages.join(": "))
 }
 
 /// When a request last made progress (a chunk of its body was taken by the connection), for

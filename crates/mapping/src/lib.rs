@@ -311,6 +311,45 @@ impl fmt::Display for Mapping {
     }
 }
 
+/// The registry setting that makes a tool's default image come out as `mapped`: for a tool that
+/// pulls `<setting>/<appended>` (the Jenkins Kubernetes plugin's `jnlpregistry` before its
+/// default agent image), the prefix of `mapped`'s name that `appended` completes. `written` is
+/// the image as the tool pulls it now and `setting` the registry setting already there, if any;
+/// `None` when no setting can express `mapped` (a rule renamed the image itself). Both `rewrite
+/// --fix-implicit` (the value it writes) and `check` (the fix it prints) call this, so they
+/// cannot name two places for one image.
+///
+/// ```
+/// let r = |s: &str| imgref::Reference::parse(s).unwrap();
+/// let mapped = r("registry.corp:5000/ci/jenkins/inbound-agent:3385");
+/// let setting = mapping::setting_prefix("jenkins/inbound-agent:3385", None, &mapped);
+/// assert_eq!(setting.as_deref(), Some("registry.corp:5000/ci"));
+/// ```
+pub fn setting_prefix(written: &str, setting: Option<&str>, mapped: &Reference) -> Option<String> {
+    let appended = match setting {
+        Some(s) => written
+            .get(s.trim_end_matches('/').len()..)
+            .unwrap_or(written)
+            .trim_start_matches('/'),
+        None => written,
+    };
+    let appended_name = Reference::parse(appended)
+        .map(|r| spelled_name(&r))
+        .unwrap_or_else(|_| appended.to_string());
+    spelled_name(mapped)
+        .strip_suffix(appended_name.as_str())
+        .and_then(|p| p.strip_suffix('/'))
+        .map(str::to_string)
+}
+
+/// The name part of a reference as spelled (`host/path`), without tag or digest.
+pub fn spelled_name(r: &Reference) -> String {
+    match r.domain() {
+        Some(d) => format!("{d}/{}", r.path()),
+        None => r.path().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

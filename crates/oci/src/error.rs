@@ -80,15 +80,20 @@ pub enum Error {
         actual: u64,
     },
 
-    /// Connection, TLS or protocol failure after all retries.
-    #[error("{url}: {source}")]
+    /// Connection, DNS, TLS, proxy or protocol failure (after the retries its cause allows).
+    #[error("{url}: {cause}: {detail}{}", cause.hint())]
     Network {
         /// Request URL.
         url: String,
-        /// The transport error (the HTTP client's own type, boxed so that this crate does
-        /// not link the HTTP client).
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// What failed, as far as the transport says: decides whether a retry can help.
+        cause: NetworkCause,
+        /// The root causes the transport error holds, outermost first (the HTTP client's own
+        /// message, "error sending request", says nothing; what it wraps does).
+        detail: String,
+        /// The transport error itself (the HTTP client's own type, boxed so that this crate
+        /// does not link the HTTP client). Not the error's `source()`: `detail` already holds
+        /// its chain, and a chain printed twice hides the point.
+        transport: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// Retries exhausted on 5xx / 429.
@@ -271,6 +276,70 @@ pub enum Error {
     },
 }
 
+/// Why a request never got an answer, told apart because the fixes differ and because only
+/// some of them can pass by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetworkCause {
+    /// Nothing listens on that address (yet: a registry starting up), or a firewall rejects.
+    ConnectionRefused,
+    /// The connection was reset or closed mid-request.
+    ConnectionReset,
+    /// The host name does not resolve (NXDOMAIN, no such host): retrying will not create it.
+    DnsNotFound,
+    /// The resolver could not answer now (no DNS server reachable, EAI_AGAIN).
+    DnsUnavailable,
+    /// The TLS handshake failed: a certificate not trusted or not for this name, or a server
+    /// that does not speak TLS at all.
+    Tls,
+    /// The proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`) could not be reached or refused the
+    /// tunnel.
+    Proxy,
+    /// Anything else the transport reported.
+    Other,
+}
+
+impl NetworkCause {
+    /// Whether another attempt can succeed without anyone changing anything.
+    pub fn is_transient(self) -> bool {
+        !matches!(
+            self,
+            NetworkCause::DnsNotFound | NetworkCause::Tls | NetworkCause::Proxy
+        )
+    }
+
+    /// What to do about it, for the message (empty when there is nothing specific to say).
+    pub fn hint(self) -> &'static str {
+        match self {
+            NetworkCause::ConnectionRefused => {
+                " (is the registry running and listening on that host and port?)"
+            }
+            NetworkCause::DnsNotFound | NetworkCause::DnsUnavailable => {
+                " (check the host name, /etc/resolv.conf, or set HTTPS_PROXY if the network needs a proxy)"
+            }
+            NetworkCause::Tls => {
+                " (a registry with a private CA needs --ca-file; one that speaks plain HTTP needs --insecure HOST:PORT)"
+            }
+            NetworkCause::Proxy => " (check HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY)",
+            NetworkCause::ConnectionReset | NetworkCause::Other => "",
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetworkCause::ConnectionRefused => "connection refused",
+            NetworkCause::ConnectionReset => "connection reset",
+            NetworkCause::DnsNotFound => "DNS: host not found",
+            NetworkCause::DnsUnavailable => "DNS: resolver unavailable",
+            NetworkCause::Tls => "TLS handshake failed",
+            NetworkCause::Proxy => "proxy failed",
+            NetworkCause::Other => "network error",
+        })
+    }
+}
+
 impl From<InvalidDigest> for Error {
     fn from(e: InvalidDigest) -> Error {
         Error::InvalidDigest { digest: e.digest }
@@ -289,7 +358,8 @@ impl Error {
     /// Whether retrying the whole operation later could help (network, 5xx, 429).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::RetriesExhausted { .. } | Error::Timeout { .. } => true,
+            Error::Network { cause, .. } => cause.is_transient(),
+            Error::RetriesExhausted { .. } | Error::Timeout { .. } => true,
             Error::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

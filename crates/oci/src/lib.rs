@@ -8,6 +8,6 @@ pub mod manifest;
 pub mod stream;
 
 pub use digest::{Digest, InvalidDigest};
-pub use error::{Error, Result};
+pub use error::{Error, NetworkCause, Result};
 pub use manifest::{Descriptor, Parsed, Platform};
 pub use stream::{BlobStream, verify_stream};

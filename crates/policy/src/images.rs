@@ -149,17 +149,34 @@ fn implicit(f: &Finding, r: &Reference, policy: &Policy) -> Option<Judgement> {
     if policy.is_allowed(r)? {
         return None;
     }
-    let target = policy.suggested_registry();
-    let jnlpregistry = f.parts.iter().find(|p| p.role == PartRole::Registry);
-    let fix = match (f.source, jnlpregistry) {
-        (Source::Jcasc, Some(_)) => format!("set jnlpregistry: {target} on this Kubernetes cloud"),
-        (Source::Jcasc, None) => {
-            format!(
-                "set jnlpregistry: {target} on this Kubernetes cloud (airlock rewrite --fix-implicit --write)"
-            )
+    // The private name comes from the mapping and the setting from the function `rewrite
+    // --fix-implicit` writes with, so the hint names the place the fix will put the image. With
+    // an allow-list and no mapping there is no private name, only the registry to use.
+    let setting = f.parts.iter().find(|p| p.role == PartRole::Registry);
+    let mapped = policy.private.as_ref().and_then(|m| m.map(r).ok());
+    let jnlpregistry = match &mapped {
+        Some(mapped) => {
+            mapping::setting_prefix(&f.image, setting.map(|p| p.value.as_str()), mapped)
         }
-        _ => format!(
-            "add a container named jnlp with a mirrored agent image, or set jnlpregistry: {target} on the Jenkins Kubernetes cloud"
+        None => Some(policy.suggested_registry().to_string()),
+    };
+    let fix = match (f.source, jnlpregistry, &mapped) {
+        (Source::Jcasc, Some(target), _) => {
+            let how = match setting {
+                Some(_) => "",
+                None => " (airlock rewrite --fix-implicit --write)",
+            };
+            format!("set jnlpregistry: {target} on this Kubernetes cloud{how}")
+        }
+        (Source::Jcasc, None, Some(mapped)) => format!(
+            "{r} maps to {mapped}, which jnlpregistry cannot express: add a container named jnlp with image {mapped}"
+        ),
+        (_, _, Some(mapped)) => format!(
+            "add a container named jnlp with image {mapped} (airlock rewrite --fix-implicit --write)"
+        ),
+        (_, target, None) => format!(
+            "add a container named jnlp with a mirrored agent image, or set jnlpregistry: {} on the Jenkins Kubernetes cloud",
+            target.as_deref().unwrap_or("<private registry>")
         ),
     };
     Some(Judgement {

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use discover::{Finding, Insert, Kind, PartRole};
 use imgref::Reference;
+use mapping::spelled_name;
 
 use crate::{Mapping, MappingError};
 
@@ -45,6 +46,8 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// For each finding, in order: how a scan should read it once the edits are applied.
     pub expected: Vec<Expected>,
+    /// Edits whose rightness depends on what the file does not show (a Helm chart's templates).
+    pub notes: Vec<crate::helm::Note>,
 }
 
 /// How a scan reads one finding: its kind and the image, compared as values (a normalised
@@ -138,6 +141,10 @@ pub fn plan(
         let before = (plan.edits.len(), plan.skipped.len());
         let after = edit_finding(text, f, mapping, opts, &mut plan)?;
         let edited = plan.skipped.len() == before.1 && plan.edits.len() > before.0;
+        if edited {
+            let edits = plan.edits[before.0..].to_vec();
+            crate::helm::global_registry_notes(f, &edits, &mut plan.notes);
+        }
         plan.expected.push(match after {
             Some(after) if edited => after,
             _ => summary(f),
@@ -286,14 +293,6 @@ pub(crate) fn untagged_composed(f: &Finding) -> Option<Reference> {
     Reference::parse(&f.image).ok()
 }
 
-/// The name part of a reference as spelled (`host/path`), without tag or digest.
-fn spelled_name(r: &Reference) -> String {
-    match r.domain() {
-        Some(d) => format!("{d}/{}", r.path()),
-        None => r.path().to_string(),
-    }
-}
-
 /// Split fields are changed part by part: a registry field takes the new prefix and the
 /// repository stays as written when it still ends the new name; otherwise the repository field
 /// takes the whole new name. A chart-wide `global.imageRegistry` is preferred when the new prefix
@@ -410,23 +409,11 @@ fn implicit(
     after
 }
 
-/// The `jnlpregistry` that makes the plugin's default image come out as `mapped`: the new name
-/// without the image the plugin appends.
+/// The `jnlpregistry` that makes the plugin's default image come out as `mapped`; the one
+/// function `check`'s fix hint uses too.
 fn jnlpregistry(f: &Finding, mapped: &Reference) -> Option<String> {
-    let appended = match f.parts.iter().find(|p| p.role == PartRole::Registry) {
-        Some(r) => f.image[r.value.trim_end_matches('/').len()..]
-            .trim_start_matches('/')
-            .to_string(),
-        None => f.image.clone(),
-    };
-    let appended_name = Reference::parse(&appended)
-        .map(|r| spelled_name(&r))
-        .unwrap_or(appended);
-    let new_name = spelled_name(mapped);
-    new_name
-        .strip_suffix(appended_name.as_str())
-        .and_then(|p| p.strip_suffix('/'))
-        .map(str::to_string)
+    let setting = f.parts.iter().find(|p| p.role == PartRole::Registry);
+    mapping::setting_prefix(&f.image, setting.map(|p| p.value.as_str()), mapped)
 }
 
 impl Plan {

@@ -7,8 +7,10 @@
 //! intended image values changed.
 
 mod edit;
+mod helm;
 mod verify;
 
 pub use edit::{Edit, Expected, Plan, PlanError, PlanOptions, Seen, Skipped, apply, plan, shift};
+pub use helm::Note;
 pub use mapping::{Mapping, MappingError, Mode, Rule, k0s_pulls};
 pub use verify::{VerifyError, verify};

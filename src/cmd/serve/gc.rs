@@ -54,9 +54,13 @@ pub fn run(args: &GcArgs) -> anyhow::Result<Exit> {
     }
     if !args.delete {
         eprintln!(
-            "airlock serve gc: {} unreferenced blobs, {} bytes ({}) in {}; dry run, nothing deleted (--delete removes them)",
-            orphans.len(),
-            total,
+            "airlock serve gc: {}, {} ({}) in {}; dry run, nothing deleted (--delete removes them)",
+            crate::output::count(
+                orphans.len() as u64,
+                "unreferenced blob",
+                "unreferenced blobs"
+            ),
+            crate::output::count(total, "byte", "bytes"),
             ByteSize(total),
             root.display()
         );
@@ -70,9 +74,13 @@ pub fn run(args: &GcArgs) -> anyhow::Result<Exit> {
         }
     }
     eprintln!(
-        "airlock serve gc: deleted {} unreferenced blobs, {} bytes ({}) from {}",
-        orphans.len(),
-        total,
+        "airlock serve gc: deleted {}, {} ({}) from {}",
+        crate::output::count(
+            orphans.len() as u64,
+            "unreferenced blob",
+            "unreferenced blobs"
+        ),
+        crate::output::count(total, "byte", "bytes"),
         ByteSize(total),
         root.display()
     );

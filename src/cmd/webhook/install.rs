@@ -261,8 +261,8 @@ pub fn install(a: &WebhookInstallArgs) -> anyhow::Result<Exit> {
     if a.apply {
         crate::registry::runtime()?.block_on(apply::apply(&objects))?;
         eprintln!(
-            "airlock webhook: applied {} objects (failurePolicy {:?})",
-            objects.len(),
+            "airlock webhook: applied {} (failurePolicy {:?})",
+            crate::output::count(objects.len() as u64, "object", "objects"),
             a.failure_policy
         );
     } else {
@@ -282,7 +282,10 @@ pub fn uninstall(a: &WebhookInstallArgs) -> anyhow::Result<Exit> {
     objects.reverse();
     if a.apply {
         crate::registry::runtime()?.block_on(apply::delete(&objects))?;
-        eprintln!("airlock webhook: deleted {} objects", objects.len());
+        eprintln!(
+            "airlock webhook: deleted {}",
+            crate::output::count(objects.len() as u64, "object", "objects")
+        );
     } else {
         print!("{}", to_yaml(&objects)?);
     }
