@@ -512,19 +512,8 @@ pub struct WebhookServerArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
-    /// Also rewrite the pod templates of Deployments, StatefulSets, DaemonSets, Jobs and
-    /// CronJobs. Off by default: GitOps tools see a mutated template as drift; the pods those
-    /// workloads create are rewritten anyway.
-    #[arg(long)]
-    pub mutate_templates: bool,
-
-    /// What /validate does with a policy violation.
-    #[arg(long, value_enum, default_value_t = EnforceMode::Warn)]
-    pub enforce: EnforceMode,
-
-    /// Log and count what would be patched or denied; patch and deny nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub behaviour: WebhookBehaviour,
 
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -571,17 +560,9 @@ pub struct WebhookInstallArgs {
     )]
     pub image: String,
 
-    /// Also rewrite workload pod templates (passed to the server).
-    #[arg(long)]
-    pub mutate_templates: bool,
-
-    /// What /validate does with a policy violation (passed to the server).
-    #[arg(long, value_enum, default_value_t = EnforceMode::Warn)]
-    pub enforce: EnforceMode,
-
-    /// Run the server with --dry-run.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// What the installed server does (passed to it as the same flags).
+    #[command(flatten)]
+    pub behaviour: WebhookBehaviour,
 
     /// Leave out the generated CA and certificate: no TLS Secret and no caBundle, for a cluster
     /// whose own PKI provides the kubernetes.io/tls Secret airlock-webhook-tls and the caBundle
@@ -623,4 +604,23 @@ pub struct TlsArgs {
     /// address, localhost and 127.0.0.1); repeatable.
     #[arg(long = "tls-san", value_name = "NAME", requires = "tls_dir")]
     pub tls_san: Vec<String>,
+}
+
+/// What the webhook does with a review: flags of `airlock webhook`, and of `webhook install`,
+/// which passes them on to the server it installs.
+#[derive(Debug, clap::Args)]
+pub struct WebhookBehaviour {
+    /// Also rewrite the pod templates of Deployments, StatefulSets, DaemonSets, Jobs and
+    /// CronJobs. Off by default: GitOps tools see a mutated template as drift; the pods those
+    /// workloads create are rewritten anyway.
+    #[arg(long)]
+    pub mutate_templates: bool,
+
+    /// What /validate does with a policy violation.
+    #[arg(long, value_enum, default_value_t = EnforceMode::Warn)]
+    pub enforce: EnforceMode,
+
+    /// Log and count what would be patched or denied; patch and deny nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -130,28 +130,6 @@ pub fn epoch() -> anyhow::Result<u64> {
     }
 }
 
-/// RFC 3339 in UTC, from seconds since the epoch (the config's `created`).
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// The layer: a tar holding the binary and nothing else, gzip-compressed. Returns
 /// `(uncompressed tar, gzip)`.
 fn layer(binary: &[u8], mtime: u64) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
@@ -229,7 +207,7 @@ impl SelfImage {
             "--name {name}: an image built here gets its digest from its bytes; name it by tag"
         );
         let mtime = epoch()?;
-        let created = rfc3339(mtime);
+        let created = oci::time::rfc3339_utc(mtime);
         let mut platforms: Vec<PlatformImage> = Vec::new();
         for path in binaries {
             let binary =
@@ -281,7 +259,7 @@ impl SelfImage {
     /// Stores the image in `layout` under its name (one binary: a manifest; several: an index
     /// of them). Returns the descriptor now named.
     pub async fn add_to(&self, layout: &oci_store::Layout) -> anyhow::Result<Descriptor> {
-        let annotations = annotations(&rfc3339(self.mtime));
+        let annotations = annotations(&oci::time::rfc3339_utc(self.mtime));
         let mut manifests = Vec::new();
         for p in &self.platforms {
             let layer = store(layout, &p.layer).await?;
@@ -385,13 +363,6 @@ mod tests {
                 .to_string()
                 .contains("truncated")
         );
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_764_322_245), "2025-11-28T09:30:45Z");
     }
 
     #[test]

@@ -49,12 +49,12 @@ pub fn config(args: &WebhookServerArgs) -> anyhow::Result<admission::Config> {
         mapping,
         pull_secret: settings.config.pull_secret.clone(),
         policy,
-        mutate_templates: args.mutate_templates,
-        enforce: match args.enforce {
+        mutate_templates: args.behaviour.mutate_templates,
+        enforce: match args.behaviour.enforce {
             crate::cli::EnforceMode::Deny => admission::Enforce::Deny,
             crate::cli::EnforceMode::Warn => admission::Enforce::Warn,
         },
-        dry_run: args.dry_run,
+        dry_run: args.behaviour.dry_run,
     })
 }
 

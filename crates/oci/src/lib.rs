@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 pub mod manifest;
 pub mod stream;
+pub mod time;
 
 pub use digest::{Digest, InvalidDigest};
 pub use error::{Error, NetworkCause, Result};

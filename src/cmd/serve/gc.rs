@@ -107,19 +107,7 @@ fn referenced(root: &Path) -> anyhow::Result<HashSet<Digest>> {
     let index = IndexDocument::parse(&index_path.display().to_string(), &bytes)?;
     let mut marked = HashSet::new();
     let mut subjects: Vec<Descriptor> = Vec::new();
-    let mut fetch = |d: &Descriptor| -> Result<Vec<u8>, Error> {
-        let bytes = read_manifest(root, d)?;
-        if let Ok((
-            _,
-            Parsed::Image {
-                subject: Some(s), ..
-            },
-        )) = Parsed::parse(d.digest.as_str(), &d.media_type, &bytes)
-        {
-            subjects.push(s);
-        }
-        Ok(bytes)
-    };
+    let mut fetch = |d: &Descriptor| read_noting_subject(root, d, &mut subjects);
     for d in &index.manifests {
         let name = d.ref_name().unwrap_or(d.digest.as_str()).to_string();
         let walked = walk(&name, d, &mut fetch)
@@ -135,17 +123,7 @@ fn referenced(root: &Path) -> anyhow::Result<HashSet<Digest>> {
         }
         let mut found = Vec::new();
         let walked = walk(s.digest.as_str(), &s, &mut |d: &Descriptor| {
-            let bytes = read_manifest(root, d)?;
-            if let Ok((
-                _,
-                Parsed::Image {
-                    subject: Some(s), ..
-                },
-            )) = Parsed::parse(d.digest.as_str(), &d.media_type, &bytes)
-            {
-                found.push(s);
-            }
-            Ok(bytes)
+            read_noting_subject(root, d, &mut found)
         })
         .with_context(|| {
             format!(
@@ -159,6 +137,26 @@ fn referenced(root: &Path) -> anyhow::Result<HashSet<Digest>> {
         subjects.extend(found);
     }
     Ok(marked)
+}
+
+/// [`read_manifest`], noting the manifest's subject (when it is a referrer) in `subjects`: a
+/// referrer keeps its subject.
+fn read_noting_subject(
+    root: &Path,
+    d: &Descriptor,
+    subjects: &mut Vec<Descriptor>,
+) -> Result<Vec<u8>, Error> {
+    let bytes = read_manifest(root, d)?;
+    if let Ok((
+        _,
+        Parsed::Image {
+            subject: Some(s), ..
+        },
+    )) = Parsed::parse(d.digest.as_str(), &d.media_type, &bytes)
+    {
+        subjects.push(s);
+    }
+    Ok(bytes)
 }
 
 /// A manifest's bytes, verified against its digest (a corrupt manifest would hide what it

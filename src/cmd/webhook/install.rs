@@ -88,18 +88,18 @@ fn server_args(a: &WebhookInstallArgs) -> anyhow::Result<Vec<String>> {
     if c.policy.require_digest == Some(true) {
         args.push("--require-digest".into());
     }
-    if a.mutate_templates {
+    if a.behaviour.mutate_templates {
         args.push("--mutate-templates".into());
     }
     args.extend([
         "--enforce".into(),
-        match a.enforce {
+        match a.behaviour.enforce {
             EnforceMode::Deny => "deny",
             EnforceMode::Warn => "warn",
         }
         .into(),
     ]);
-    if a.dry_run {
+    if a.behaviour.dry_run {
         args.push("--dry-run".into());
     }
     Ok(args)
@@ -207,7 +207,7 @@ fn webhook_configuration(
         rule(&["CREATE"], "", &["pods"]),
         rule(&["UPDATE"], "", &["pods/ephemeralcontainers"]),
     ];
-    if mutating && a.mutate_templates {
+    if mutating && a.behaviour.mutate_templates {
         rules.push(rule(
             &["CREATE", "UPDATE"],
             "apps",
