@@ -9,6 +9,7 @@
 //! or broken templates end in an [`EvalError`] naming the variable and its file, never a hang.
 
 pub mod ansible;
+pub mod helm;
 mod jinja;
 mod vars;
 
