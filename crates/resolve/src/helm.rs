@@ -301,6 +301,7 @@ fn root_of(charts: &[Chart], mut i: usize) -> usize {
 /// One template finding to evaluate: its file, its index in the report, its chart.
 struct Site {
     file: usize,
+    span: std::ops::Range<usize>,
     finding: usize,
     chart: usize,
     at: String,
@@ -340,6 +341,7 @@ pub fn apply(
     };
     let mut defines: HashMap<usize, HashMap<String, Rc<Vec<Node>>>> = HashMap::new();
     let mut parse_errors: HashMap<usize, String> = HashMap::new();
+    let mut parsed_files: HashMap<usize, template::Parsed> = HashMap::new();
     let mut sites = Vec::new();
     // Deepest charts first, so a parent's define of the same name wins, as Helm's does.
     let mut order: Vec<usize> = (0..files.len()).collect();
@@ -350,11 +352,12 @@ pub fn apply(
         };
         let root = root_of(&charts, c);
         match template::parse(files[i].text) {
-            Ok(p) => {
+            Ok(mut p) => {
                 let d = defines.entry(root).or_default();
-                for (name, body) in p.defines {
+                for (name, body) in std::mem::take(&mut p.defines) {
                     d.insert(name, Rc::new(body));
                 }
+                parsed_files.insert(i, p);
             }
             Err(e) => {
                 parse_errors.insert(i, e.to_string());
@@ -367,6 +370,7 @@ pub fn apply(
                 sites.push(Site {
                     file: i,
                     finding: j,
+                    span: f.span.clone(),
                     chart: c,
                     at: format!("{}:{line}:{column}", files[i].name),
                 });
@@ -405,8 +409,13 @@ pub fn apply(
             message,
         };
         let parsed = template::parse(template).map_err(|e| fail(e.to_string()))?;
+        // How the file reaches the reference: its declarations and `with` blocks before it.
+        let steps = parsed_files
+            .get(&site.file)
+            .and_then(|p| template::path_to(&p.body, &site.span))
+            .unwrap_or_default();
         let mut exec = Exec::new(defs, limits);
-        let value = exec.render(&parsed.body, &dot).map_err(fail)?;
+        let value = exec.render_at(&steps, &dot, &parsed.body).map_err(fail)?;
         Ok(Resolved {
             template: template.to_string(),
             value: value.trim().to_string(),

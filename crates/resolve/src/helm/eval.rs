@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use discover::Definition;
 
-use super::template::{Arg, Node, Pipeline};
+use super::template::{Arg, Node, Pipeline, Step};
 use crate::Limits;
 
 /// A value: YAML/JSON data as Helm holds it. Map entries remember where a values file defines
@@ -144,6 +144,34 @@ impl<'a> Exec<'a> {
         Ok(out)
     }
 
+    /// Render `nodes` where `steps` lead from the file's top (`root` as `.` and `$`): the
+    /// declarations before it run, `with` moves `.`; an empty `with` means the text is never
+    /// rendered, and a `range` is not followed.
+    pub fn render_at(&mut self, steps: &[Step<'_>], root: &Val, nodes: &[Node]) -> R<String> {
+        let mut vars = vec![("".to_string(), root.clone())];
+        let mut dot = root.clone();
+        for step in steps {
+            match step {
+                Step::Declare(p) => {
+                    // A declaration that fails leaves its variable undefined, which fails the
+                    // reference only if it reads it.
+                    let _ = self.pipeline(p, &dot, &mut vars);
+                }
+                Step::With(p) => {
+                    let v = self.pipeline(p, &dot, &mut vars)?;
+                    if !v.truthy() {
+                        return Err("inside a `with` whose value is empty: never rendered".into());
+                    }
+                    dot = v;
+                }
+                Step::Range(_) => return Err("inside a `range`: not evaluated".into()),
+            }
+        }
+        let mut out = String::new();
+        self.nodes(nodes, &dot, &mut vars, &mut out)?;
+        Ok(out)
+    }
+
     fn push(&self, out: &mut String, text: &str) -> R<()> {
         if out.len() + text.len() > self.limits.output {
             return Err(format!("output exceeds {} bytes", self.limits.output));
@@ -163,7 +191,7 @@ impl<'a> Exec<'a> {
             self.step()?;
             match n {
                 Node::Text(t) => self.push(out, t)?,
-                Node::Output(p) => {
+                Node::Output(p, _) => {
                     let v = self.pipeline(p, dot, vars)?;
                     if p.vars.is_empty() {
                         self.push(out, &v.print())?;

@@ -56,7 +56,8 @@ pub struct Pipeline {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     Text(String),
-    Output(Pipeline),
+    /// A pipeline and the byte offset of its action in the template text.
+    Output(Pipeline, usize),
     If(Vec<(Pipeline, Vec<Node>)>, Vec<Node>),
     With(Pipeline, Vec<Node>, Vec<Node>),
     Range(Pipeline, Vec<Node>, Vec<Node>),
@@ -503,7 +504,7 @@ impl Parser {
                     nodes.push(Node::Template(name, p));
                 }
                 "break" | "continue" => return err(at, format!("{keyword} is not evaluated")),
-                _ => nodes.push(Node::Output(pipeline_of(toks, at)?)),
+                _ => nodes.push(Node::Output(pipeline_of(toks, at)?, at)),
             }
         }
         Ok((nodes, None))
@@ -541,6 +542,66 @@ impl Parser {
     }
 }
 
+/// What leads to an action of a template: the declarations run before it and the blocks that
+/// change `.` around it.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Declare(&'a Pipeline),
+    With(&'a Pipeline),
+    Range(&'a Pipeline),
+}
+
+/// The steps to the first action inside `target` (byte offsets of the text), or `None` when no
+/// action is there. `if` conditions are not steps: every branch's images are listed, as a
+/// chart's published image list lists them.
+pub fn path_to<'a>(nodes: &'a [Node], target: &std::ops::Range<usize>) -> Option<Vec<Step<'a>>> {
+    let mut out = Vec::new();
+    walk(nodes, target, &mut out).then_some(out)
+}
+
+fn walk<'a>(nodes: &'a [Node], target: &std::ops::Range<usize>, out: &mut Vec<Step<'a>>) -> bool {
+    for n in nodes {
+        let mark = out.len();
+        let found = match n {
+            Node::Output(p, at) => {
+                if target.contains(at) {
+                    return true;
+                }
+                if !p.vars.is_empty() {
+                    out.push(Step::Declare(p));
+                }
+                continue;
+            }
+            Node::If(branches, otherwise) => {
+                branches.iter().any(|(_, body)| {
+                    out.truncate(mark);
+                    walk(body, target, out)
+                }) || {
+                    out.truncate(mark);
+                    walk(otherwise, target, out)
+                }
+            }
+            Node::With(p, body, otherwise) | Node::Range(p, body, otherwise) => {
+                out.push(match n {
+                    Node::With(..) => Step::With(p),
+                    _ => Step::Range(p),
+                });
+                walk(body, target, out) || {
+                    out.truncate(mark);
+                    walk(otherwise, target, out)
+                }
+            }
+            Node::Text(_) | Node::Template(..) => false,
+        };
+        if found {
+            return true;
+        }
+        // Declarations inside a block end with it.
+        out.truncate(mark);
+    }
+    false
+}
+
 /// Parse a template file.
 pub fn parse(src: &str) -> Result<Parsed, SyntaxError> {
     let mut p = Parser {
@@ -570,10 +631,13 @@ mod tests {
             vec![
                 Node::Text("a".into()),
                 Node::Text("b ".into()),
-                Node::Output(Pipeline {
-                    vars: vec![],
-                    commands: vec![vec![Arg::Dot(vec!["X".into()])]]
-                }),
+                Node::Output(
+                    Pipeline {
+                        vars: vec![],
+                        commands: vec![vec![Arg::Dot(vec!["X".into()])]]
+                    },
+                    28
+                ),
                 Node::Text("c".into()),
             ]
         );
