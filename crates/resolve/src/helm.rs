@@ -48,6 +48,8 @@ struct Chart {
     meta: Val,
     values: Val,
     parent: Option<usize>,
+    /// Not a chart directory: Go templates outside any chart, read with `--values` alone.
+    loose: bool,
 }
 
 fn parent_dir(path: &str) -> &str {
@@ -258,6 +260,7 @@ fn charts(files: &[FileRef<'_>]) -> Vec<Chart> {
             meta: chart_object(&meta),
             values,
             parent,
+            loose: false,
         });
     }
     out
@@ -317,11 +320,24 @@ pub fn apply(
     sets: &[(String, String)],
     limits: Limits,
 ) -> Summary {
-    let charts = charts(files);
+    let mut charts = charts(files);
     let mut summary = Summary {
         charts: charts.len(),
         ..Summary::default()
     };
+    // With `--values`, Helm templates kept outside a chart directory (a chart's template copied
+    // into a repository) are evaluated against those values, as `helm template` would with them.
+    let loose = (!values.is_empty()).then(|| {
+        charts.push(Chart {
+            dir: String::new(),
+            name: String::new(),
+            meta: map(Vec::new()),
+            values: Val::Nil,
+            parent: None,
+            loose: true,
+        });
+        charts.len() - 1
+    });
     if charts.is_empty() {
         return summary;
     }
@@ -335,8 +351,16 @@ pub fn apply(
     // Every template file, parsed once; the defines of a chart tree are shared by all of it.
     let chart_of = |name: &str| {
         charts.iter().rposition(|c| {
-            name.starts_with(&format!("{}/templates/", c.dir))
-                || (c.dir.is_empty() && name.starts_with("templates/"))
+            !c.loose && name.starts_with(&format!("{}/templates/", c.dir))
+                || (!c.loose && c.dir.is_empty() && name.starts_with("templates/"))
+        })
+    };
+    let reads_values = |f: &FileRef<'_>| {
+        f.report.findings.iter().any(|f| {
+            f.kind == Kind::Templated
+                && [".Values.", ".Chart.", ".Release."]
+                    .iter()
+                    .any(|k| f.image.contains(k))
         })
     };
     let mut defines: HashMap<usize, HashMap<String, Rc<Vec<Node>>>> = HashMap::new();
@@ -347,7 +371,7 @@ pub fn apply(
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].name.matches('/').count()));
     for i in order {
-        let Some(c) = chart_of(files[i].name) else {
+        let Some(c) = chart_of(files[i].name).or(loose.filter(|_| reads_values(&files[i]))) else {
             continue;
         };
         let root = root_of(&charts, c);
