@@ -425,7 +425,24 @@ impl<'a> Exec<'a> {
         Ok(s(&r?))
     }
 
+    /// A function's result, refused when it is larger than any value may be (`printf` of a
+    /// variable into itself in a loop doubles it each time).
     fn call(&mut self, name: &str, args: Vec<Val>) -> R<Val> {
+        let v = self.call_unbounded(name, args)?;
+        let len = match &v {
+            Val::Str(t) => t.len(),
+            _ => 0,
+        };
+        if len > self.limits.output {
+            return Err(format!(
+                "{name} makes more than {} bytes",
+                self.limits.output
+            ));
+        }
+        Ok(v)
+    }
+
+    fn call_unbounded(&mut self, name: &str, args: Vec<Val>) -> R<Val> {
         let str_arg = |i: usize| args.get(i).map(Val::print).unwrap_or_default();
         let n = args.len();
         let want = |k: usize| -> R<()> {
@@ -528,7 +545,20 @@ impl<'a> Exec<'a> {
             }
             "replace" => {
                 want(3)?;
-                s(&str_arg(2).replace(&str_arg(0), &str_arg(1)))
+                let (from, to, t) = (str_arg(0), str_arg(1), str_arg(2));
+                // Sized before it is built: `replace "" big` multiplies.
+                let hits = if from.is_empty() {
+                    t.chars().count() + 1
+                } else {
+                    t.matches(from.as_str()).count()
+                };
+                if t.len() + hits.saturating_mul(to.len()) > self.limits.output {
+                    return Err(format!(
+                        "replace makes more than {} bytes",
+                        self.limits.output
+                    ));
+                }
+                s(&t.replace(&from, &to))
             }
             "contains" | "hasPrefix" | "hasSuffix" => {
                 want(2)?;
@@ -611,7 +641,18 @@ impl<'a> Exec<'a> {
                     return Err(format!("{name} needs a number"));
                 };
                 let pad = " ".repeat(usize::try_from(k).unwrap_or(0).min(256));
-                let body = str_arg(1)
+                let text = str_arg(1);
+                if text
+                    .len()
+                    .saturating_add(pad.len().saturating_mul(text.lines().count() + 1))
+                    > self.limits.output
+                {
+                    return Err(format!(
+                        "{name} makes more than {} bytes",
+                        self.limits.output
+                    ));
+                }
+                let body = text
                     .lines()
                     .map(|l| format!("{pad}{l}"))
                     .collect::<Vec<_>>()
@@ -667,4 +708,89 @@ fn printf(f: &str, args: &[Val]) -> R<String> {
         out.push_str("%!(EXTRA)");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::helm::template::parse;
+
+    fn run(src: &str, dot: &Val) -> R<String> {
+        let parsed = parse(src).map_err(|e| e.to_string())?;
+        let defines = parsed
+            .defines
+            .into_iter()
+            .map(|(k, v)| (k, Rc::new(v)))
+            .collect();
+        let mut exec = Exec::new(&defines, Limits::default());
+        exec.render(&parsed.body, dot)
+    }
+
+    #[test]
+    fn a_define_that_includes_itself_ends_at_the_depth_limit() {
+        let e = run(
+            r#"{{ define "a" }}x{{ include "a" . }}{{ end }}{{ include "a" . }}"#,
+            &Val::Nil,
+        )
+        .unwrap_err();
+        assert!(e.contains("nest more than"), "{e}");
+        let e = run(
+            r#"{{ define "a" }}{{ include "a" . }}{{ include "a" . }}{{ end }}{{ include "a" . }}"#,
+            &Val::Nil,
+        )
+        .unwrap_err();
+        assert!(e.contains("steps") || e.contains("nest"), "{e}");
+    }
+
+    #[test]
+    fn a_value_doubled_in_a_loop_stops_at_the_output_cap() {
+        let e = run(
+            r#"{{ $x := "ab" }}{{ range 10000 }}{{ $x = printf "%s%s" $x $x }}{{ end }}{{ $x }}"#,
+            &Val::Nil,
+        )
+        .unwrap_err();
+        assert!(e.contains("more than"), "{e}");
+        let e = run(
+            r#"{{ replace "" "0123456789" (printf "%0s" "x") }}"#,
+            &Val::Nil,
+        );
+        assert!(e.is_err() || e.unwrap().len() <= Limits::default().output);
+    }
+
+    #[test]
+    fn sprig_functions_print_as_helm_prints_them() {
+        let dot = Val::Map(Rc::new(vec![Entry {
+            key: "tag".into(),
+            val: Val::Float(1.1),
+            def: None,
+        }]));
+        for (src, want) in [
+            (r#"{{ .tag | toString }}"#, "1.1"),
+            (r#"{{ .missing | default "x" }}"#, "x"),
+            (r#"{{ "v1" | trimPrefix "v" | quote }}"#, "\"1\""),
+            (r#"{{ ternary "a" "b" (hasKey . "tag") }}"#, "a"),
+            (
+                r#"{{ $d := dict "k" "v" }}{{ $d.k }}{{ (.nothing).deeper }}"#,
+                "v",
+            ),
+            (r#"{{ with .tag }}{{ . }}{{ else }}none{{ end }}"#, "1.1"),
+            (
+                r#"{{ if .missing }}a{{ else if .tag }}b{{ else }}c{{ end }}"#,
+                "b",
+            ),
+            (r#"{{ print "a" 1 2 "b" }}"#, "a1 2b"),
+        ] {
+            assert_eq!(run(src, &dot).unwrap(), want, "{src}");
+        }
+        assert!(
+            run("{{ .missing.deeper }}", &dot)
+                .unwrap_err()
+                .contains("nil pointer")
+        );
+        assert!(
+            run("{{ semver .tag }}", &dot)
+                .unwrap_err()
+                .contains("not evaluated")
+        );
+    }
 }

@@ -636,7 +636,7 @@ mod tests {
                         vars: vec![],
                         commands: vec![vec![Arg::Dot(vec!["X".into()])]]
                     },
-                    28
+                    24
                 ),
                 Node::Text("c".into()),
             ]
