@@ -260,3 +260,46 @@ fn resolved_images_in(json: &serde_json::Value, file: &str) -> BTreeSet<String> 
             .collect::<Vec<_>>(),
     )
 }
+
+#[test]
+fn a_hostile_chart_leaves_each_reference_templated_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("templates")).unwrap();
+    std::fs::write(root.join("Chart.yaml"), "name: h\nappVersion: \"1\"\n").unwrap();
+    std::fs::write(root.join("values.yaml"), "image:\n  repository: x/y\n").unwrap();
+    std::fs::write(
+        root.join("templates/d.yaml"),
+        concat!(
+            "{{ define \"a\" }}{{ include \"a\" . }}{{ include \"a\" . }}{{ end }}\n",
+            "{{ define \"big\" }}{{ $x := \"ab\" }}{{ range 100000 }}{{ $x = printf \"%s%s\" $x $x }}{{ end }}{{ $x }}{{ end }}\n",
+            "spec:\n  containers:\n",
+            "  - image: {{ include \"a\" . }}\n",
+            "  - image: {{ include \"big\" . }}\n",
+            "  - image: {{ semver .Values.image.repository }}\n",
+            "  - image: {{ .Values.nothing.here }}\n",
+            "  - image: \"{{ .Values.image.repository }}:{{ .Chart.AppVersion }}\"\n",
+        ),
+    )
+    .unwrap();
+    let json = scan_json(root, &[]);
+    assert_eq!(
+        images(&resolved(&json)),
+        BTreeSet::from(["docker.io/x/y:1".to_string()])
+    );
+    let why: Vec<String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["context"].as_str())
+        .filter_map(|c| c.split_once("not resolved: ").map(|(_, w)| w.to_string()))
+        .collect();
+    for want in [
+        "includes nest more than 32 deep",
+        "more than 65536 bytes",
+        "function semver is not evaluated",
+        "nil pointer evaluating .Values.nothing.here",
+    ] {
+        assert!(why.iter().any(|w| w.contains(want)), "{want} in {why:?}");
+    }
+}

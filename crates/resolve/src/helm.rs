@@ -384,7 +384,8 @@ pub fn apply(
                 parsed_files.insert(i, p);
             }
             Err(e) => {
-                parse_errors.insert(i, e.to_string());
+                let (line, column) = LineIndex::new(files[i].text).position(e.offset);
+                parse_errors.insert(i, format!("{line}:{column}: {}", e.message));
             }
         }
         let index = LineIndex::new(files[i].text);
@@ -461,7 +462,7 @@ pub fn apply(
             Ok((new, looked)) => resolved.push((site.file, new, looked, k)),
             Err(e) => {
                 let why = match parse_errors.get(&site.file) {
-                    Some(p) => format!("{e}; the file does not parse: {p}"),
+                    Some(p) => format!("{e}; the file does not parse at {p}"),
                     None => e.to_string(),
                 };
                 let f = &mut files[site.file].report.findings[site.finding];

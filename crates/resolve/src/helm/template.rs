@@ -15,7 +15,7 @@ pub struct SyntaxError {
 
 impl fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "byte {}: {}", self.offset, self.message)
+        write!(f, "{} (byte {})", self.message, self.offset)
     }
 }
 
