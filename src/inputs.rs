@@ -40,8 +40,14 @@ pub struct ReadArgs {
     /// Answer a template variable as an installer would (`--set local_registry=R`): templated
     /// references of Ansible roles are evaluated with it above every declared default.
     /// Repeatable.
+    /// Helm charts read this too, as `helm --set` (`--set global.imageRegistry=R`).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     pub sets: Vec<(String, String)>,
+
+    /// A values file layered over every top-level Helm chart's values.yaml, as `helm -f`
+    /// (long only: `-f` is `--file` everywhere). Repeatable; later files win.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
 }
 
 /// `NAME=VALUE`, with a name Jinja can read; anything else is a usage error naming it.
@@ -49,11 +55,15 @@ fn parse_set(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    // Dotted paths are Helm values (`global.imageRegistry`); each part a key Helm's --set takes.
+    let valid = name.split('.').all(|part| {
+        part.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
     if !valid {
         return Err(format!("{name:?} is not a variable name"));
     }
@@ -329,6 +339,13 @@ pub fn scan_all(
         })
         .collect();
     resolve::ansible::apply(&mut refs, &args.sets, resolve::Limits::default());
+    // Helm charts' templated references, from their values, `--values` files and `--set`.
+    let mut values = Vec::new();
+    for path in &args.values {
+        let text = crate::fsutil::read_text_limited(path, args.max_file_size)?;
+        values.push((path.display().to_string(), text));
+    }
+    resolve::helm::apply(&mut refs, &values, &args.sets, resolve::Limits::default());
     Ok((files, errors))
 }
 

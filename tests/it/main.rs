@@ -7,6 +7,7 @@ mod corpus;
 mod deploy;
 mod first_hour;
 mod flags_cli;
+mod helm_cli;
 mod hostile_cli;
 mod hostile_store_cli;
 mod hostile_yaml;

@@ -1,14 +1,15 @@
 //! Resolution: evaluate templated image references from the defaults their configuration
 //! declares, the way the tool that deploys them would, and say which definitions made each
 //! result. [`ansible`] reads Ansible roles and playbooks (Jinja2, evaluated with `minijinja`);
-//! other template languages (Helm) sit beside it as sibling modules sharing [`Resolved`] and
-//! [`EvalError`].
+//! [`helm`] reads Helm charts (the Go-template subset image fields use, evaluated by its own
+//! bounded evaluator); both share [`Resolved`], [`EvalError`] and [`Limits`].
 //!
 //! Evaluation is bounded: a variable that refers to itself is a cycle, nesting stops at
 //! [`Limits::depth`], every render has a fuel budget and every value an output cap, so hostile
 //! or broken templates end in an [`EvalError`] naming the variable and its file, never a hang.
 
 pub mod ansible;
+pub mod helm;
 mod jinja;
 mod vars;
 
