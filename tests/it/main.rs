@@ -5,6 +5,7 @@ mod check_cli;
 mod conformance;
 mod corpus;
 mod deploy;
+mod discovery_gaps;
 mod first_hour;
 mod flags_cli;
 mod helm_cli;

@@ -393,12 +393,19 @@ impl<'a> Scan<'a> {
             self.error(span.start, "FROM without an image");
             return;
         };
+        let written = line.text[unquoted_range(&line.text, image.clone())].to_string();
         let (value, span, exact) = self.resolve(line, image, &self.global);
         let lower = value.to_ascii_lowercase();
         if lower == "scratch" || earlier.contains(&lower) {
             return;
         }
-        self.push(&value, span, exact, format!("FROM (stage {label})"));
+        self.push(
+            &value,
+            &written,
+            span,
+            exact,
+            format!("FROM (stage {label})"),
+        );
     }
 
     fn arg(&mut self, line: &Logical, args: &[Range<usize>]) {
@@ -458,12 +465,13 @@ impl<'a> Scan<'a> {
 
     /// A `--from` value: a stage name or index, or else an image.
     fn report_source(&mut self, line: &Logical, r: Range<usize>, ctx: String) {
+        let written = line.text[r.clone()].to_string();
         let (value, span, exact) = self.resolve(line, r, &self.stage);
         let lower = value.to_ascii_lowercase();
         if lower.chars().all(|c| c.is_ascii_digit()) || self.all_stages.contains(&lower) {
             return;
         }
-        self.push(&value, span, exact, ctx);
+        self.push(&value, &written, span, exact, ctx);
     }
 
     fn label(&self) -> String {
@@ -482,9 +490,11 @@ impl<'a> Scan<'a> {
         r: Range<usize>,
         scope: &Args,
     ) -> (String, Range<usize>, bool) {
+        let r = unquoted_range(&line.text, r);
         let written = &line.text[r.clone()];
         let (span, exact) = line.locate(r, self.map);
-        if written.contains('$')
+        // BuildKit expands a word and then removes its quotes: `debian:"${RELEASE}"-slim`.
+        if written.contains(['$', '"', '\''])
             && let Ok(v) = expand(written, scope)
         {
             return (v, span, false);
@@ -492,13 +502,14 @@ impl<'a> Scan<'a> {
         (written.to_string(), span, exact)
     }
 
-    fn push(&mut self, value: &str, span: Range<usize>, exact: bool, ctx: String) {
+    /// Report `value` (what `written` expands to); an error quotes what the user wrote.
+    fn push(&mut self, value: &str, written: &str, span: Range<usize>, exact: bool, ctx: String) {
         if value.is_empty() {
             return;
         }
         match finding(value, span.clone(), exact, Kind::Literal, ctx) {
             Some(f) => self.out.findings.push(f),
-            None => self.error(span.start, &format!("not an image reference: {value}")),
+            None => self.error(span.start, &format!("not an image reference: {written}")),
         }
     }
 
@@ -577,7 +588,8 @@ fn unquoted_range(text: &str, r: Range<usize>) -> Range<usize> {
 }
 
 /// Substitute `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`
-/// from `scope`. `Err` when a variable has no known value (it comes from `--build-arg`).
+/// from `scope`, then remove quotes the way BuildKit's shell lexer does. `Err` when a variable
+/// has no known value (it comes from `--build-arg`) or a single quote is not closed.
 fn expand(s: &str, scope: &Args) -> Result<String, ()> {
     expand_nested(s, scope, 0)
 }
@@ -589,10 +601,18 @@ fn expand_nested(s: &str, scope: &Args, depth: usize) -> Result<String, ()> {
     }
     let mut out = String::new();
     let mut rest = s;
-    while let Some(i) = rest.find(['$', '\\']) {
+    while let Some(i) = rest.find(['$', '\\', '"', '\'']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if let Some(escaped) = tail.strip_prefix("\\$") {
+        if let Some(quoted) = tail.strip_prefix('\'') {
+            // Single quotes keep their text literally, `$` included.
+            let end = quoted.find('\'').ok_or(())?;
+            out.push_str(&quoted[..end]);
+            rest = &quoted[end + 1..];
+        } else if let Some(after) = tail.strip_prefix('"') {
+            // Double quotes only group: the text inside is still expanded.
+            rest = after;
+        } else if let Some(escaped) = tail.strip_prefix("\\$") {
             out.push('$');
             rest = escaped;
         } else if let Some(braced) = tail.strip_prefix("${") {
