@@ -58,3 +58,91 @@ fn a_bad_from_after_substitution_is_reported_as_written() {
         (Some(2), Some(6))
     );
 }
+
+/// The default agent image as discovery reports it (`DEFAULT_JNLP_IMAGE`).
+const AGENT: &str = discover::DEFAULT_JNLP_IMAGE;
+
+#[test]
+fn a_jnlp_container_without_an_image_still_pulls_the_plugin_default() {
+    let jcasc = "jenkins:
+  clouds:
+  - kubernetes:
+      name: k8s
+      jnlpregistry: mirror.example
+      templates:
+      - name: base
+        containers:
+        - name: jnlp
+          resourceRequestCpu: 100m
+        - name: go
+          image: golang:1.22
+";
+    let jenkinsfile = "podTemplate(yaml: '''
+apiVersion: v1
+kind: Pod
+spec:
+  containers:
+  - name: jnlp
+    resources: {}
+  - name: node
+    image: node:20
+''') {
+  node(POD_LABEL) { sh 'true' }
+}
+";
+    let v = scan(&[("casc.yaml", jcasc), ("Jenkinsfile", jenkinsfile)]);
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
+    let mut want = vec![
+        format!("mirror.example/{AGENT}"),
+        AGENT.to_string(),
+        "golang:1.22".to_string(),
+        "node:20".to_string(),
+    ];
+    want.sort();
+    assert_eq!(images(&v), want, "{v}");
+    let filled: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "implicit")
+        .collect();
+    assert_eq!(filled.len(), 2, "{v}");
+    for f in filled {
+        assert!(f["context"].as_str().unwrap().contains("jnlp"), "{f}");
+    }
+}
+
+#[test]
+fn agent_injection_adds_the_default_agent_as_an_init_container() {
+    let jcasc = "jenkins:
+  clouds:
+  - kubernetes:
+      name: k8s
+      jnlpregistry: mirror.example
+      templates:
+      - name: injected
+        agentInjection: true
+        containers:
+        - name: jnlp
+          image: maven:3.9
+";
+    let v = scan(&[("casc.yaml", jcasc)]);
+    // The init container's image is the plugin's default, never prefixed with jnlpregistry.
+    let mut want = vec![AGENT.to_string(), "maven:3.9".to_string()];
+    want.sort();
+    assert_eq!(images(&v), want, "{v}");
+    let init = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "implicit")
+        .unwrap();
+    assert!(
+        init["context"]
+            .as_str()
+            .unwrap()
+            .contains("set-up-jenkins-agent"),
+        "{init}"
+    );
+    assert_eq!(init["line"], 8, "{init}");
+}

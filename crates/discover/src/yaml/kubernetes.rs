@@ -196,6 +196,22 @@ fn container(
     pod: Option<PodRef>,
     role: ContainerRole,
 ) {
+    let jenkins_pod = pod.is_some_and(|p| p.kind == PodKind::JenkinsTemplate) || owner.is_empty();
+    if jenkins_pod
+        && c.str_at("name") == Some("jnlp")
+        && c.get("image")
+            .and_then(Node::as_scalar)
+            .is_none_or(|s| s.is_null() || s.value.trim().is_empty())
+        && let Some(Node::Scalar(name)) = c.get("name")
+    {
+        // The Kubernetes plugin fills a blank agent image with its default.
+        let context = w.context(owner, &path.key("image (default of the Kubernetes plugin)"));
+        let jnlp = Container {
+            name: Some("jnlp".to_string()),
+            role,
+        };
+        super::jcasc::agent_image(w, Source::Kubernetes, None, name, context, pod, jnlp);
+    }
     if let Some(Node::Scalar(s)) = c.get("image") {
         let context = w.context(owner, &path.key("image"));
         if let Some(f) = w.value(s, Kind::Literal, Source::Kubernetes, context) {
