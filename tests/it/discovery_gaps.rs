@@ -146,3 +146,35 @@ fn agent_injection_adds_the_default_agent_as_an_init_container() {
     );
     assert_eq!(init["line"], 8, "{init}");
 }
+
+#[test]
+fn a_bare_pod_fragment_is_read_as_a_pod_not_as_helm_values() {
+    let with_spec = "metadata:
+  labels:
+    app: build
+spec:
+  containers:
+  - name: maven
+    image: maven:3.9
+  - name: jnlp
+";
+    let bare = "containers:
+- name: kaniko
+  image: gcr.io/kaniko-project/executor:v1.23.2
+";
+    let v = scan(&[("ci/pod.yaml", with_spec), ("ci/kaniko.yaml", bare)]);
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
+    let findings = v["findings"].as_array().unwrap();
+    for f in findings {
+        assert_eq!(f["source"], "kubernetes", "{f}");
+    }
+    let mut want = vec![
+        AGENT.to_string(),
+        "gcr.io/kaniko-project/executor:v1.23.2".to_string(),
+        "maven:3.9".to_string(),
+    ];
+    want.sort();
+    assert_eq!(images(&v), want, "{v}");
+    let maven = findings.iter().find(|f| f["image"] == "maven:3.9").unwrap();
+    assert_eq!(maven["context"], "spec.containers[maven].image", "{maven}");
+}

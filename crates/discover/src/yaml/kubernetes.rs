@@ -117,6 +117,19 @@ fn secret_names(node: &Node) -> Vec<String> {
         .collect()
 }
 
+/// A pod without `apiVersion`/`kind`, as a Jenkins `yamlFile` holds it: `spec.containers` or
+/// top-level `containers`, a list of named containers. Such a file is a pod to merge into a
+/// template, not Helm values.
+pub(super) fn is_bare_pod(doc: &Node) -> bool {
+    let spec = match doc.get("spec") {
+        Some(spec) if doc.get("containers").is_none() => spec,
+        _ => doc,
+    };
+    spec.get("containers")
+        .and_then(Node::as_seq)
+        .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.str_at("name").is_some()))
+}
+
 /// A piece of a manifest without `apiVersion`/`kind` (a pod spec in a JCasC template).
 pub(super) fn scan_fragment(w: &mut Walk, doc: &Node) {
     let pod = w.pod;

@@ -264,7 +264,7 @@ impl<'a> Walk<'a> {
             _ if jcasc::looks_like(doc) => jcasc::scan(self, doc),
             _ if compose::looks_like(doc) => compose::scan(self, doc),
             _ if kustomize::looks_like(doc) => kustomize::scan(self, doc),
-            _ if embedded => kubernetes::scan_fragment(self, doc),
+            _ if embedded || kubernetes::is_bare_pod(doc) => kubernetes::scan_fragment(self, doc),
             _ => helm::scan(self, doc),
         }
     }
