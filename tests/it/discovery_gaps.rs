@@ -178,3 +178,78 @@ spec:
     let maven = findings.iter().find(|f| f["image"] == "maven:3.9").unwrap();
     assert_eq!(maven["context"], "spec.containers[maven].image", "{maven}");
 }
+
+#[test]
+fn image_keys_of_a_configmap_read_into_a_workload_env_are_found() {
+    let manifest = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: builder
+  namespace: ci
+data:
+  BUILDER_IMAGE: quay.io/buildah/stable:v1.37
+  LOG_LEVEL: debug
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: runner
+data:
+  default: registry.example/runner:2
+  unread_IMAGE: registry.example/unread:1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: unused
+data:
+  OTHER_IMAGE: registry.example/never:1
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: operator
+  namespace: ci
+spec:
+  template:
+    spec:
+      containers:
+      - name: operator
+        image: registry.example/operator:1
+        envFrom:
+        - configMapRef:
+            name: builder
+        env:
+        - name: RUNNER_IMAGE
+          valueFrom:
+            configMapKeyRef:
+              name: runner
+              key: default
+";
+    let v = scan(&[("deploy.yaml", manifest)]);
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(
+        images(&v),
+        [
+            "quay.io/buildah/stable:v1.37",
+            "registry.example/operator:1",
+            "registry.example/runner:2"
+        ],
+        "{v}"
+    );
+    let buildah = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["image"] == "quay.io/buildah/stable:v1.37")
+        .unwrap();
+    assert_eq!(buildah["kind"], "heuristic");
+    assert_eq!(
+        buildah["context"],
+        "ConfigMap ci/builder › data.BUILDER_IMAGE"
+    );
+    assert_eq!(
+        (buildah["line"].as_u64(), buildah["column"].as_u64()),
+        (Some(7), Some(18))
+    );
+}

@@ -320,7 +320,8 @@ fn flags(w: &mut Walk, owner: &str, items: &[Node], path: &Path) {
     }
 }
 
-fn names_an_image(name: &str) -> bool {
+/// `BUILDER_IMAGE`, `builder.image`, `engine-image`: a name that ends in "image".
+pub(super) fn names_an_image(name: &str) -> bool {
     name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case("image")
 }
 

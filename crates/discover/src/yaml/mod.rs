@@ -7,6 +7,7 @@
 //! file. A Helm template that is not YAML yet falls back to a line scan of its `image:` keys.
 
 mod compose;
+mod configmap;
 mod helm;
 mod jcasc;
 mod k0s;
@@ -49,6 +50,7 @@ pub(crate) fn scan_file(
 ) {
     // Jinja statements (`{% if %}`) alone make a template too: an Ansible `.j2` manifest.
     let templated_file = text.contains("{{") || text.contains("{%");
+    let mut parsed = Vec::new();
     for chunk in documents(text) {
         let body = &text[chunk.clone()];
         if is_crd(body) {
@@ -68,8 +70,13 @@ pub(crate) fn scan_file(
             });
         }
         // Documents before a syntax error still count.
+        parsed.push((chunk, docs));
+    }
+    // A ConfigMap's keys are images only when a workload of the file reads them.
+    let uses = configmap::Uses::collect(parsed.iter().flat_map(|(_, docs)| docs));
+    for (chunk, docs) in parsed {
         let mut walk = Walk::new(
-            body,
+            &text[chunk.clone()],
             OffsetMap::shifted(chunk.start),
             String::new(),
             budget,
@@ -77,7 +84,10 @@ pub(crate) fn scan_file(
             None,
             out,
         );
-        docs.iter().for_each(|d| walk.document(d, false));
+        for d in &docs {
+            walk.document(d, false);
+            configmap::scan(&mut walk, d, &uses);
+        }
     }
 }
 
