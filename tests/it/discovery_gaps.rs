@@ -253,3 +253,63 @@ spec:
         (Some(7), Some(18))
     );
 }
+
+#[test]
+fn kubesphere_s2i_and_b2i_templates_name_their_builder_and_runtime_images() {
+    // Shaped like the templates `ks` installs (kubesphere-sigs/ks, cmd/install/s2i.go).
+    let templates = "apiVersion: devops.kubesphere.io/v1alpha1
+kind: S2iBuilderTemplate
+metadata:
+  labels:
+    builder-type.kubesphere.io/b2i: \"b2i\"
+    binary-type.kubesphere.io: \"jar\"
+  name: java
+spec:
+  containerInfo:
+    - builderImage: kubesphere/java-8-centos7:v2.1.0
+      runtimeImage: kubesphere/java-8-runtime:v2.1.0
+      runtimeArtifacts:
+        - source: /deployments
+    - builderImage: kubesphere/java-11-centos7:v2.1.0
+  codeFramework: java
+  defaultBaseImage: kubesphere/java-8-centos7:v2.1.0
+  version: 0.1.0
+---
+apiVersion: devops.kubesphere.io/v1alpha1
+kind: S2iBuilder
+metadata:
+  name: app
+  namespace: demo
+spec:
+  config:
+    builderImage: kubesphere/nodejs-8-centos7:v2.1.0
+    imageName: registry.example/demo/app
+    tag: latest
+    sourceUrl: https://github.com/example/app
+";
+    let v = scan(&[("s2i.yaml", templates)]);
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
+    let mut found = images(&v);
+    assert_eq!(found.len(), 5, "each field once: {v}");
+    found.dedup();
+    assert_eq!(
+        found,
+        [
+            "kubesphere/java-11-centos7:v2.1.0",
+            "kubesphere/java-8-centos7:v2.1.0",
+            "kubesphere/java-8-runtime:v2.1.0",
+            "kubesphere/nodejs-8-centos7:v2.1.0",
+        ],
+        "{v}"
+    );
+    let contexts: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["context"].as_str().unwrap())
+        .collect();
+    assert!(
+        contexts.contains(&"S2iBuilder demo/app › spec.config.builderImage"),
+        "{contexts:?}"
+    );
+}

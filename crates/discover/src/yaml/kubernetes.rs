@@ -31,6 +31,9 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
     };
     let pod = w.pod;
     walk(w, &owner, doc, &mut Path::new(), pod);
+    if kind.starts_with("S2i") {
+        s2i(w, &owner, doc);
+    }
     let namespace = meta.and_then(|m| m.str_at("namespace")).map(str::to_string);
     if kind == "ServiceAccount" {
         if let Some(name) = name {
@@ -77,6 +80,44 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
         });
     }
 }
+
+/// KubeSphere's source-to-image and binary-to-image builds (`S2iBuilderTemplate`,
+/// `S2iBuilder`): the builder image the build job runs and the runtime image it builds on. The
+/// `imageName` of a build is what it pushes, not what it pulls.
+fn s2i(w: &mut Walk, owner: &str, doc: &Node) {
+    let Some(spec) = doc.get("spec") else { return };
+    let mut fields: Vec<(Path, &Scalar)> = Vec::new();
+    let base = Path::new().key("spec");
+    if let Some(Node::Scalar(s)) = spec.get("defaultBaseImage") {
+        fields.push((base.key("defaultBaseImage"), s));
+    }
+    for (i, info) in spec
+        .get("containerInfo")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        let item = base.key("containerInfo").item(i, None);
+        fields.extend(S2I_IMAGES.iter().filter_map(|k| match info.get(k) {
+            Some(Node::Scalar(s)) => Some((item.key(k), s)),
+            _ => None,
+        }));
+    }
+    if let Some(config) = spec.get("config") {
+        fields.extend(S2I_IMAGES.iter().filter_map(|k| match config.get(k) {
+            Some(Node::Scalar(s)) => Some((base.key("config").key(k), s)),
+            _ => None,
+        }));
+    }
+    for (path, s) in fields {
+        let context = w.context(owner, &path);
+        w.value(s, Kind::Literal, Source::Kubernetes, context);
+    }
+}
+
+/// The image fields of an S2I container info or build config.
+const S2I_IMAGES: &[&str] = &["builderImage", "runtimeImage"];
 
 /// Where a pod spec starts in the file (its first key): what identifies the pod.
 fn pod_offset(w: &Walk, spec: &Node) -> usize {
