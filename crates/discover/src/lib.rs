@@ -58,6 +58,7 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
         Format::Jenkinsfile => groovy::scan(text, &map, "", &formats, None, &mut report),
         Format::ImageList => imagelist::scan(text, &mut report),
         Format::Yaml => yaml::scan_file(text, &budget, &formats, &mut report),
+        Format::HelmHelpers => yaml::scan_helpers(text, &mut report),
         Format::Unknown => {}
     }
     report.findings.sort_by(|a, b| {
@@ -152,6 +153,9 @@ enum Format {
     Jenkinsfile,
     ImageList,
     Yaml,
+    /// A Helm chart's named templates (`_helpers.tpl`): never YAML, but a `define` may hold a
+    /// pod spec whose `image:` lines are the chart's.
+    HelmHelpers,
     Unknown,
 }
 
@@ -169,6 +173,8 @@ fn detect(name: &str, text: &str) -> Format {
         Format::ImageList
     } else if yaml::looks_like(&base, text) {
         Format::Yaml
+    } else if base.ends_with(".tpl") {
+        Format::HelmHelpers
     } else {
         Format::Unknown
     }

@@ -166,6 +166,12 @@ fn is_crd(doc: &str) -> bool {
     })
 }
 
+/// A Helm helpers file (`_helpers.tpl`): the `image:` lines of its defines, as written, for
+/// resolution to evaluate where the define is included.
+pub(crate) fn scan_helpers(text: &str, out: &mut FileReport) {
+    template_lines(text, 0, out);
+}
+
 /// Line scan of a Helm template that is not valid YAML: every `image:` key's value, as written.
 fn template_lines(body: &str, base: usize, out: &mut FileReport) {
     let mut line_start = 0;
