@@ -17,6 +17,7 @@ mod lock_cli;
 mod network_errors;
 mod resolve_cli;
 mod rewrite_cli;
+mod rewrite_defaults;
 mod scan_cli;
 mod secrets_cli;
 mod serve_auth_cli;

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
+use crate::{FileReport, Finding, Kind, OffsetMap, Options, Part, PartRole, ScanError, Source};
 
 /// Whether a file is a Dockerfile: by name (`Dockerfile`, `Containerfile`, `x.Dockerfile`,
 /// `Dockerfile.dev`), or by content when its first instruction is a well-formed `FROM` or `ARG`.
@@ -326,6 +326,9 @@ const MAX_NESTING: usize = 8;
 /// declared without one (its value comes from `--build-arg`, unknown here).
 type Args = HashMap<String, Option<String>>;
 
+/// The file span of each ARG's literal default, and whether it spells the default exactly.
+type Defaults = HashMap<String, (Range<usize>, bool)>;
+
 struct Scan<'a> {
     map: &'a OffsetMap,
     out: &'a mut FileReport,
@@ -333,6 +336,9 @@ struct Scan<'a> {
     global: Args,
     /// ARGs of the current stage.
     stage: Args,
+    /// Where the literal defaults of `global` and `stage` ARGs are written (file span, exact).
+    global_defaults: Defaults,
+    stage_defaults: Defaults,
     /// Aliases of the stages seen so far (lower case), `None` for unnamed ones.
     stages: Vec<Option<String>>,
     all_stages: HashSet<String>,
@@ -345,6 +351,8 @@ impl<'a> Scan<'a> {
             out,
             global: Args::new(),
             stage: Args::new(),
+            global_defaults: Defaults::new(),
+            stage_defaults: Defaults::new(),
             stages: Vec::new(),
             all_stages,
         }
@@ -388,6 +396,7 @@ impl<'a> Scan<'a> {
         let earlier: Vec<String> = self.stages.iter().flatten().cloned().collect();
         self.stages.push(alias);
         self.stage.clear();
+        self.stage_defaults.clear();
         let Some(image) = image else {
             let (span, _) = line.locate(keyword_at..keyword_at + 4, self.map);
             self.error(span.start, "FROM without an image");
@@ -399,6 +408,14 @@ impl<'a> Scan<'a> {
         if lower == "scratch" || earlier.contains(&lower) {
             return;
         }
+        let default = whole_arg(&written).and_then(|n| self.global_defaults.get(n));
+        let part = default.map(|(span, exact)| Part {
+            role: PartRole::Default,
+            value: value.clone(),
+            span: span.clone(),
+            exact: *exact,
+        });
+        let before = self.out.findings.len();
         self.push(
             &value,
             &written,
@@ -406,6 +423,9 @@ impl<'a> Scan<'a> {
             exact,
             format!("FROM (stage {label})"),
         );
+        if let (Some(part), Some(f)) = (part, self.out.findings.get_mut(before)) {
+            f.parts.push(part);
+        }
     }
 
     fn arg(&mut self, line: &Logical, args: &[Range<usize>]) {
@@ -419,6 +439,24 @@ impl<'a> Scan<'a> {
             if !is_var_name(name) {
                 continue;
             }
+            let span = match default {
+                Some(v) if !v.is_empty() && !v.contains(['$', '"', '\'', '\\']) => {
+                    let r = unquoted_range(&line.text, w.start + name.len() + 1..w.end);
+                    Some(line.locate(r, self.map))
+                }
+                Some(_) => None,
+                None if in_stage => self.global_defaults.get(name).cloned(),
+                None => None,
+            };
+            let defaults = if in_stage {
+                &mut self.stage_defaults
+            } else {
+                &mut self.global_defaults
+            };
+            match span {
+                Some(span) => defaults.insert(name.to_string(), span),
+                None => defaults.remove(name),
+            };
             let scope = if in_stage { &self.stage } else { &self.global };
             let value = match default {
                 Some(v) => expand(v, scope).ok(),
@@ -575,6 +613,15 @@ fn unquote(v: &str) -> &str {
         .iter()
         .find_map(|q| v.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
         .unwrap_or(v)
+}
+
+/// The name of the one variable a word is, when it is exactly `$NAME` or `${NAME}`.
+fn whole_arg(word: &str) -> Option<&str> {
+    let name = word
+        .strip_prefix("${")
+        .and_then(|w| w.strip_suffix('}'))
+        .or_else(|| word.strip_prefix('$'))?;
+    is_var_name(name).then_some(name)
 }
 
 /// `r` without surrounding quotes, if the text there is quoted.

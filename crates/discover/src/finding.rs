@@ -111,6 +111,9 @@ pub enum PartRole {
     /// A kustomize `name:` that selects the image to replace: part of the reference, but editing
     /// it would break the match (the fix is to add `newName`).
     Selector,
+    /// The default of a variable that spells the whole reference (compose `${VAR:-default}`, a
+    /// Dockerfile `ARG NAME=default` used as `FROM ${NAME}`): rewriting it keeps the variable.
+    Default,
 }
 
 /// One field of a composed reference: its role, its value and where the value is written.
@@ -260,6 +263,9 @@ pub enum Insert {
     /// `containerTemplate(name: 'jnlp', image: '…'),` before the first `containerTemplate` of a
     /// Groovy `containers: [...]` list.
     GroovyJnlpContainer,
+    /// `newName: <private name>` in a kustomize `images:` entry that has only `name:` (before
+    /// its second key), so the entry pulls the private name instead.
+    NewName,
 }
 
 /// A pod spec in a workload, with what `check` needs to know about its pull credentials.
