@@ -313,3 +313,102 @@ spec:
         "{contexts:?}"
     );
 }
+
+const PROPERTY: &str =
+    "-Dorg.csanchez.jenkins.plugins.kubernetes.pipeline.PodTemplateStepExecution";
+
+#[test]
+fn the_default_agent_image_set_in_java_opts_replaces_the_plugins() {
+    let values = format!(
+        "controller:
+  javaOpts: >-
+    -Xmx2g
+    {PROPERTY}.defaultImage=jenkins/inbound-agent:3345.v03dee9b_f88fc-1
+  JCasC:
+    configScripts:
+      clouds: |
+        jenkins:
+          clouds:
+          - kubernetes:
+              name: k8s
+              templates:
+              - name: maven
+                containers:
+                - name: maven
+                  image: maven:3.9
+"
+    );
+    let v = scan(&[("values.yaml", &values)]);
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(
+        images(&v),
+        [
+            "jenkins/inbound-agent:3345.v03dee9b_f88fc-1",
+            "jenkins/inbound-agent:3345.v03dee9b_f88fc-1",
+            "maven:3.9"
+        ],
+        "{v}"
+    );
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["image"] != "maven:3.9")
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["heuristic", "implicit"], "{v}");
+    // The property's value is written out whole, so a rewrite can move it.
+    let property = &v["findings"][0];
+    assert_eq!(
+        (property["line"].as_u64(), property["column"].as_u64()),
+        (Some(4), Some(94))
+    );
+}
+
+#[test]
+fn the_registry_prefix_set_in_java_opts_applies_where_no_jnlpregistry_does() {
+    let manifest = format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: casc
+data:
+  jenkins.yaml: |
+    jenkins:
+      clouds:
+      - kubernetes:
+          name: k8s
+          templates:
+          - name: go
+            agentInjection: true
+            containers:
+            - name: go
+              image: golang:1.22
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: jenkins
+spec:
+  template:
+    spec:
+      containers:
+      - name: jenkins
+        image: jenkins/jenkins:2.479.1-lts
+        env:
+        - name: JAVA_OPTS
+          value: \"{PROPERTY}.dockerRegistryPrefix=mirror.example/\"
+"
+    );
+    let v = scan(&[("jenkins.yaml", &manifest)]);
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
+    let mut want = vec![
+        format!("mirror.example/{AGENT}"),
+        // agentInjection's init container is the plugin's bare default.
+        AGENT.to_string(),
+        "golang:1.22".to_string(),
+        "jenkins/jenkins:2.479.1-lts".to_string(),
+    ];
+    want.sort();
+    assert_eq!(images(&v), want, "{v}");
+}

@@ -322,16 +322,37 @@ pub struct Options {
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` container of a pod template
     /// that has none (before `jnlpregistry` is applied).
     pub default_jnlp_image: String,
+    /// The plugin's `dockerRegistryPrefix` system property: the registry before the default
+    /// agent image when a cloud sets no `jnlpregistry`.
+    pub jnlp_registry_prefix: Option<String>,
 }
 
-/// The Jenkins Kubernetes plugin's default agent image (`jenkins/inbound-agent`), the version the
-/// official Jenkins Helm chart pins in late 2026.
-pub const DEFAULT_JNLP_IMAGE: &str = "jenkins/inbound-agent:3385.vf1123fb_515da_-1";
+/// The Jenkins Kubernetes plugin's default agent image: the `FROM` line of the plugin's
+/// `src/main/resources/org/csanchez/jenkins/plugins/kubernetes/Dockerfile` in kubernetes plugin
+/// release 4423.vb_59f230b_ce53 (January 2026). The plugin reads it at start-up; a controller
+/// started with `-Dorg.csanchez.jenkins.plugins.kubernetes.pipeline.PodTemplateStepExecution.defaultImage=REF`
+/// uses REF instead, which discovery reads where a file sets it (see `--jnlp-image` otherwise).
+pub const DEFAULT_JNLP_IMAGE: &str = "jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21";
+
+/// The kubernetes plugin release [`DEFAULT_JNLP_IMAGE`] is taken from.
+pub const DEFAULT_JNLP_IMAGE_PLUGIN: &str = "4423.vb_59f230b_ce53";
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             default_jnlp_image: DEFAULT_JNLP_IMAGE.to_string(),
+            jnlp_registry_prefix: None,
+        }
+    }
+}
+
+impl Options {
+    /// The image the plugin gives a `jnlp` container when no cloud `jnlpregistry` applies:
+    /// the default, after the `dockerRegistryPrefix` when one is set.
+    pub fn jnlp_image(&self) -> String {
+        match &self.jnlp_registry_prefix {
+            Some(prefix) => format!("{prefix}/{}", self.default_jnlp_image),
+            None => self.default_jnlp_image.clone(),
         }
     }
 }

@@ -15,14 +15,15 @@ pub mod imagelist;
 mod lines;
 mod nested;
 mod offsets;
+mod plugin;
 mod podyaml;
 mod shell;
 mod yaml;
 
 pub use finding::{
-    Container, ContainerRole, DEFAULT_JNLP_IMAGE, Definition, FileReport, Finding, Insert,
-    Insertion, Kind, Options, Part, PartRole, PodContainer, PodKind, PodRef, Resolution, ScanError,
-    ServiceAccount, Site, Source, Workload, is_templated,
+    Container, ContainerRole, DEFAULT_JNLP_IMAGE, DEFAULT_JNLP_IMAGE_PLUGIN, Definition,
+    FileReport, Finding, Insert, Insertion, Kind, Options, Part, PartRole, PodContainer, PodKind,
+    PodRef, Resolution, ScanError, ServiceAccount, Site, Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;
@@ -45,6 +46,15 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
             return report;
         }
         Err(_) => return report,
+    };
+    // The plugin settings a file states apply to the templates of that file.
+    let local = plugin::settings(text, opts);
+    let opts = match &local {
+        Some((local, finding)) => {
+            report.findings.extend(finding.clone());
+            local
+        }
+        None => opts,
     };
     let map = OffsetMap::identity();
     // One alias budget per file, shared by every document embedded in it.

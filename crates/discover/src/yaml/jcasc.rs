@@ -202,9 +202,11 @@ pub(super) fn agent_image(
         .and_then(|c| c.get("jnlpregistry"))
         .and_then(Node::as_scalar)
         .filter(|s| !s.is_null() && !s.value.trim().is_empty());
-    let image = match registry {
-        Some(r) => format!("{}/{default}", r.value.trim_end_matches('/')),
-        None => default.clone(),
+    let image = match (registry, container.role) {
+        (Some(r), _) => format!("{}/{default}", r.value.trim_end_matches('/')),
+        // The agentInjection init container is the bare default, never prefixed.
+        (None, ContainerRole::Init) => default.clone(),
+        (None, _) => w.opts.jnlp_image(),
     };
     let Ok(reference) = imgref::Reference::parse(&image) else {
         return;
