@@ -75,6 +75,7 @@ impl ReadArgs {
     pub fn options(&self) -> discover::Options {
         discover::Options {
             default_jnlp_image: self.jnlp_image.to_string(),
+            ..discover::Options::default()
         }
     }
 }

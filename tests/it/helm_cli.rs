@@ -162,6 +162,8 @@ fn subcharts_resolve_with_their_own_values_and_the_parents_global() {
         "quay.io/brancz/kube-rbac-proxy:v0.22.1",
         "quay.io/prometheus/node-exporter:v1.12.1",
         "quay.io/prometheus/busybox:latest",
+        // The `image:` line of a define in the pushgateway's _helpers.tpl.
+        "quay.io/prometheus/pushgateway:v1.11.3",
     ]
     .into_iter()
     .map(String::from)
@@ -186,6 +188,11 @@ fn subcharts_resolve_with_their_own_values_and_the_parents_global() {
     );
     assert!(
         moved.contains("r.example/kube-state-metrics/kube-state-metrics:v2.20.0"),
+        "{moved:?}"
+    );
+    // The pushgateway puts the global registry before its repository, as helm would.
+    assert!(
+        moved.contains("r.example/quay.io/prometheus/pushgateway:v1.11.3"),
         "{moved:?}"
     );
     assert!(

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use crate::{FileReport, Finding, Kind, OffsetMap, Options, ScanError, Source};
+use crate::{FileReport, Finding, Kind, OffsetMap, Options, Part, PartRole, ScanError, Source};
 
 /// Whether a file is a Dockerfile: by name (`Dockerfile`, `Containerfile`, `x.Dockerfile`,
 /// `Dockerfile.dev`), or by content when its first instruction is a well-formed `FROM` or `ARG`.
@@ -326,6 +326,9 @@ const MAX_NESTING: usize = 8;
 /// declared without one (its value comes from `--build-arg`, unknown here).
 type Args = HashMap<String, Option<String>>;
 
+/// The file span of each ARG's literal default, and whether it spells the default exactly.
+type Defaults = HashMap<String, (Range<usize>, bool)>;
+
 struct Scan<'a> {
     map: &'a OffsetMap,
     out: &'a mut FileReport,
@@ -333,6 +336,9 @@ struct Scan<'a> {
     global: Args,
     /// ARGs of the current stage.
     stage: Args,
+    /// Where the literal defaults of `global` and `stage` ARGs are written (file span, exact).
+    global_defaults: Defaults,
+    stage_defaults: Defaults,
     /// Aliases of the stages seen so far (lower case), `None` for unnamed ones.
     stages: Vec<Option<String>>,
     all_stages: HashSet<String>,
@@ -345,6 +351,8 @@ impl<'a> Scan<'a> {
             out,
             global: Args::new(),
             stage: Args::new(),
+            global_defaults: Defaults::new(),
+            stage_defaults: Defaults::new(),
             stages: Vec::new(),
             all_stages,
         }
@@ -388,17 +396,36 @@ impl<'a> Scan<'a> {
         let earlier: Vec<String> = self.stages.iter().flatten().cloned().collect();
         self.stages.push(alias);
         self.stage.clear();
+        self.stage_defaults.clear();
         let Some(image) = image else {
             let (span, _) = line.locate(keyword_at..keyword_at + 4, self.map);
             self.error(span.start, "FROM without an image");
             return;
         };
+        let written = line.text[unquoted_range(&line.text, image.clone())].to_string();
         let (value, span, exact) = self.resolve(line, image, &self.global);
         let lower = value.to_ascii_lowercase();
         if lower == "scratch" || earlier.contains(&lower) {
             return;
         }
-        self.push(&value, span, exact, format!("FROM (stage {label})"));
+        let default = whole_arg(&written).and_then(|n| self.global_defaults.get(n));
+        let part = default.map(|(span, exact)| Part {
+            role: PartRole::Default,
+            value: value.clone(),
+            span: span.clone(),
+            exact: *exact,
+        });
+        let before = self.out.findings.len();
+        self.push(
+            &value,
+            &written,
+            span,
+            exact,
+            format!("FROM (stage {label})"),
+        );
+        if let (Some(part), Some(f)) = (part, self.out.findings.get_mut(before)) {
+            f.parts.push(part);
+        }
     }
 
     fn arg(&mut self, line: &Logical, args: &[Range<usize>]) {
@@ -412,6 +439,24 @@ impl<'a> Scan<'a> {
             if !is_var_name(name) {
                 continue;
             }
+            let span = match default {
+                Some(v) if !v.is_empty() && !v.contains(['$', '"', '\'', '\\']) => {
+                    let r = unquoted_range(&line.text, w.start + name.len() + 1..w.end);
+                    Some(line.locate(r, self.map))
+                }
+                Some(_) => None,
+                None if in_stage => self.global_defaults.get(name).cloned(),
+                None => None,
+            };
+            let defaults = if in_stage {
+                &mut self.stage_defaults
+            } else {
+                &mut self.global_defaults
+            };
+            match span {
+                Some(span) => defaults.insert(name.to_string(), span),
+                None => defaults.remove(name),
+            };
             let scope = if in_stage { &self.stage } else { &self.global };
             let value = match default {
                 Some(v) => expand(v, scope).ok(),
@@ -458,12 +503,13 @@ impl<'a> Scan<'a> {
 
     /// A `--from` value: a stage name or index, or else an image.
     fn report_source(&mut self, line: &Logical, r: Range<usize>, ctx: String) {
+        let written = line.text[r.clone()].to_string();
         let (value, span, exact) = self.resolve(line, r, &self.stage);
         let lower = value.to_ascii_lowercase();
         if lower.chars().all(|c| c.is_ascii_digit()) || self.all_stages.contains(&lower) {
             return;
         }
-        self.push(&value, span, exact, ctx);
+        self.push(&value, &written, span, exact, ctx);
     }
 
     fn label(&self) -> String {
@@ -482,9 +528,11 @@ impl<'a> Scan<'a> {
         r: Range<usize>,
         scope: &Args,
     ) -> (String, Range<usize>, bool) {
+        let r = unquoted_range(&line.text, r);
         let written = &line.text[r.clone()];
         let (span, exact) = line.locate(r, self.map);
-        if written.contains('$')
+        // BuildKit expands a word and then removes its quotes: `debian:"${RELEASE}"-slim`.
+        if written.contains(['$', '"', '\''])
             && let Ok(v) = expand(written, scope)
         {
             return (v, span, false);
@@ -492,13 +540,14 @@ impl<'a> Scan<'a> {
         (written.to_string(), span, exact)
     }
 
-    fn push(&mut self, value: &str, span: Range<usize>, exact: bool, ctx: String) {
+    /// Report `value` (what `written` expands to); an error quotes what the user wrote.
+    fn push(&mut self, value: &str, written: &str, span: Range<usize>, exact: bool, ctx: String) {
         if value.is_empty() {
             return;
         }
         match finding(value, span.clone(), exact, Kind::Literal, ctx) {
             Some(f) => self.out.findings.push(f),
-            None => self.error(span.start, &format!("not an image reference: {value}")),
+            None => self.error(span.start, &format!("not an image reference: {written}")),
         }
     }
 
@@ -566,6 +615,15 @@ fn unquote(v: &str) -> &str {
         .unwrap_or(v)
 }
 
+/// The name of the one variable a word is, when it is exactly `$NAME` or `${NAME}`.
+fn whole_arg(word: &str) -> Option<&str> {
+    let name = word
+        .strip_prefix("${")
+        .and_then(|w| w.strip_suffix('}'))
+        .or_else(|| word.strip_prefix('$'))?;
+    is_var_name(name).then_some(name)
+}
+
 /// `r` without surrounding quotes, if the text there is quoted.
 fn unquoted_range(text: &str, r: Range<usize>) -> Range<usize> {
     let v = &text[r.clone()];
@@ -577,7 +635,8 @@ fn unquoted_range(text: &str, r: Range<usize>) -> Range<usize> {
 }
 
 /// Substitute `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`
-/// from `scope`. `Err` when a variable has no known value (it comes from `--build-arg`).
+/// from `scope`, then remove quotes the way BuildKit's shell lexer does. `Err` when a variable
+/// has no known value (it comes from `--build-arg`) or a single quote is not closed.
 fn expand(s: &str, scope: &Args) -> Result<String, ()> {
     expand_nested(s, scope, 0)
 }
@@ -589,10 +648,18 @@ fn expand_nested(s: &str, scope: &Args, depth: usize) -> Result<String, ()> {
     }
     let mut out = String::new();
     let mut rest = s;
-    while let Some(i) = rest.find(['$', '\\']) {
+    while let Some(i) = rest.find(['$', '\\', '"', '\'']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if let Some(escaped) = tail.strip_prefix("\\$") {
+        if let Some(quoted) = tail.strip_prefix('\'') {
+            // Single quotes keep their text literally, `$` included.
+            let end = quoted.find('\'').ok_or(())?;
+            out.push_str(&quoted[..end]);
+            rest = &quoted[end + 1..];
+        } else if let Some(after) = tail.strip_prefix('"') {
+            // Double quotes only group: the text inside is still expanded.
+            rest = after;
+        } else if let Some(escaped) = tail.strip_prefix("\\$") {
             out.push('$');
             rest = escaped;
         } else if let Some(braced) = tail.strip_prefix("${") {

@@ -111,6 +111,9 @@ pub enum PartRole {
     /// A kustomize `name:` that selects the image to replace: part of the reference, but editing
     /// it would break the match (the fix is to add `newName`).
     Selector,
+    /// The default of a variable that spells the whole reference (compose `${VAR:-default}`, a
+    /// Dockerfile `ARG NAME=default` used as `FROM ${NAME}`): rewriting it keeps the variable.
+    Default,
 }
 
 /// One field of a composed reference: its role, its value and where the value is written.
@@ -260,6 +263,9 @@ pub enum Insert {
     /// `containerTemplate(name: 'jnlp', image: '…'),` before the first `containerTemplate` of a
     /// Groovy `containers: [...]` list.
     GroovyJnlpContainer,
+    /// `newName: <private name>` in a kustomize `images:` entry that has only `name:` (before
+    /// its second key), so the entry pulls the private name instead.
+    NewName,
 }
 
 /// A pod spec in a workload, with what `check` needs to know about its pull credentials.
@@ -316,16 +322,37 @@ pub struct Options {
     /// The image the Jenkins Kubernetes plugin injects as the `jnlp` container of a pod template
     /// that has none (before `jnlpregistry` is applied).
     pub default_jnlp_image: String,
+    /// The plugin's `dockerRegistryPrefix` system property: the registry before the default
+    /// agent image when a cloud sets no `jnlpregistry`.
+    pub jnlp_registry_prefix: Option<String>,
 }
 
-/// The Jenkins Kubernetes plugin's default agent image (`jenkins/inbound-agent`), the version the
-/// official Jenkins Helm chart pins in late 2026.
-pub const DEFAULT_JNLP_IMAGE: &str = "jenkins/inbound-agent:3385.vf1123fb_515da_-1";
+/// The Jenkins Kubernetes plugin's default agent image: the `FROM` line of the plugin's
+/// `src/main/resources/org/csanchez/jenkins/plugins/kubernetes/Dockerfile` in kubernetes plugin
+/// release 4423.vb_59f230b_ce53 (January 2026). The plugin reads it at start-up; a controller
+/// started with `-Dorg.csanchez.jenkins.plugins.kubernetes.pipeline.PodTemplateStepExecution.defaultImage=REF`
+/// uses REF instead, which discovery reads where a file sets it (see `--jnlp-image` otherwise).
+pub const DEFAULT_JNLP_IMAGE: &str = "jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21";
+
+/// The kubernetes plugin release [`DEFAULT_JNLP_IMAGE`] is taken from.
+pub const DEFAULT_JNLP_IMAGE_PLUGIN: &str = "4423.vb_59f230b_ce53";
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             default_jnlp_image: DEFAULT_JNLP_IMAGE.to_string(),
+            jnlp_registry_prefix: None,
+        }
+    }
+}
+
+impl Options {
+    /// The image the plugin gives a `jnlp` container when no cloud `jnlpregistry` applies:
+    /// the default, after the `dockerRegistryPrefix` when one is set.
+    pub fn jnlp_image(&self) -> String {
+        match &self.jnlp_registry_prefix {
+            Some(prefix) => format!("{prefix}/{}", self.default_jnlp_image),
+            None => self.default_jnlp_image.clone(),
         }
     }
 }

@@ -726,7 +726,7 @@ impl Scan<'_, '_> {
         if t.inherits[scope] || t.jnlp_before[end] > t.jnlp_before[scope + 1] {
             return;
         }
-        let image = self.nested.options().default_jnlp_image.clone();
+        let image = self.nested.options().jnlp_image();
         let what = t.ident(keyword).unwrap_or("podTemplate");
         let mut ctx = self.context(keyword, what);
         ctx.push_str(" › ");

@@ -15,14 +15,15 @@ pub mod imagelist;
 mod lines;
 mod nested;
 mod offsets;
+mod plugin;
 mod podyaml;
 mod shell;
 mod yaml;
 
 pub use finding::{
-    Container, ContainerRole, DEFAULT_JNLP_IMAGE, Definition, FileReport, Finding, Insert,
-    Insertion, Kind, Options, Part, PartRole, PodContainer, PodKind, PodRef, Resolution, ScanError,
-    ServiceAccount, Site, Source, Workload, is_templated,
+    Container, ContainerRole, DEFAULT_JNLP_IMAGE, DEFAULT_JNLP_IMAGE_PLUGIN, Definition,
+    FileReport, Finding, Insert, Insertion, Kind, Options, Part, PartRole, PodContainer, PodKind,
+    PodRef, Resolution, ScanError, ServiceAccount, Site, Source, Workload, is_templated,
 };
 pub use lines::LineIndex;
 pub use offsets::OffsetMap;
@@ -46,6 +47,15 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
         }
         Err(_) => return report,
     };
+    // The plugin settings a file states apply to the templates of that file.
+    let local = plugin::settings(text, opts);
+    let opts = match &local {
+        Some((local, finding)) => {
+            report.findings.extend(finding.clone());
+            local
+        }
+        None => opts,
+    };
     let map = OffsetMap::identity();
     // One alias budget per file, shared by every document embedded in it.
     let budget = yaml::AliasBudget::new();
@@ -58,6 +68,7 @@ pub fn scan_file(name: &str, bytes: &[u8], opts: &Options) -> FileReport {
         Format::Jenkinsfile => groovy::scan(text, &map, "", &formats, None, &mut report),
         Format::ImageList => imagelist::scan(text, &mut report),
         Format::Yaml => yaml::scan_file(text, &budget, &formats, &mut report),
+        Format::HelmHelpers => yaml::scan_helpers(text, &mut report),
         Format::Unknown => {}
     }
     report.findings.sort_by(|a, b| {
@@ -152,6 +163,9 @@ enum Format {
     Jenkinsfile,
     ImageList,
     Yaml,
+    /// A Helm chart's named templates (`_helpers.tpl`): never YAML, but a `define` may hold a
+    /// pod spec whose `image:` lines are the chart's.
+    HelmHelpers,
     Unknown,
 }
 
@@ -169,6 +183,8 @@ fn detect(name: &str, text: &str) -> Format {
         Format::ImageList
     } else if yaml::looks_like(&base, text) {
         Format::Yaml
+    } else if base.ends_with(".tpl") {
+        Format::HelmHelpers
     } else {
         Format::Unknown
     }

@@ -355,6 +355,7 @@ fn jenkinsfile_implicit_jnlp_for_a_pod_template_without_one() {
 
     let opts = Options {
         default_jnlp_image: "mirror.example.com/jenkins/inbound-agent:3.1".into(),
+        ..Options::default()
     };
     let report = scan_file("Jenkinsfile", &bytes, &opts);
     assert!(

@@ -360,7 +360,7 @@ data:
             ("docker.io/kubespheredev/builder-base:v3.2.2", Kind::Literal),
             ("docker.io/kubespheredev/builder-go:v3.2.0", Kind::Literal),
             (
-                "registry.corp:5000/jenkins/inbound-agent:3385.vf1123fb_515da_-1",
+                "registry.corp:5000/jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21",
                 Kind::Implicit
             ),
             ("node:20", Kind::Literal),
@@ -380,6 +380,7 @@ fn the_jnlp_default_is_configurable() {
     let text = "jenkins:\n  clouds:\n    - kubernetes:\n        templates:\n          - name: t\n            containers: []\n";
     let opts = Options {
         default_jnlp_image: "mirror.local/agent:1".into(),
+        ..Options::default()
     };
     let report = scan_file("casc.yaml", text.as_bytes(), &opts);
     assert_eq!(report.findings[0].image, "mirror.local/agent:1");

@@ -175,7 +175,7 @@ fn edit_finding(
         if let Some(untagged) = untagged_composed(f) {
             let mapped = mapping.map(&untagged)?;
             if mapped != untagged {
-                composed(f, &mapped, mapping, plan);
+                composed(text, f, &mapped, mapping, plan);
             }
             // Still templated after the edit: the scan reads the composed text as written.
             return Ok(Some(Expected::written(f.kind, mapped.to_string())));
@@ -219,10 +219,27 @@ fn edit_finding(
             let kind = implicit(text, f, reference, &mapped, opts, plan);
             return Ok(Some(Expected::reference(kind, &mapped)));
         }
-        Kind::Composed => composed(f, &mapped, mapping, plan),
+        Kind::Composed => composed(text, f, &mapped, mapping, plan),
         _ if f.exact => plan
             .edits
             .push(Edit::value(f.span.clone(), mapped.to_string())),
+        // A variable's default spells the whole reference: rewrite inside it, keeping the
+        // variable (`${IMAGE:-nginx}`, `ARG BASE=golang:1.22` for `FROM ${BASE}`).
+        _ if f.parts.iter().any(|p| p.role == PartRole::Default) => {
+            match f
+                .parts
+                .iter()
+                .find(|p| p.role == PartRole::Default && p.exact)
+            {
+                Some(d) => plan
+                    .edits
+                    .push(Edit::value(d.span.clone(), mapped.to_string())),
+                None => plan.skip(
+                    f,
+                    "the variable's default is escaped or folded; edit it by hand",
+                ),
+            }
+        }
         // Assembled from variables (`golang:${GO_VERSION}`): the name is still written out.
         _ => match rename_written(written, mapping)? {
             Some(new) => plan.edits.push(Edit::value(
@@ -298,17 +315,35 @@ pub(crate) fn untagged_composed(f: &Finding) -> Option<Reference> {
 /// takes the whole new name. A chart-wide `global.imageRegistry` is preferred when the new prefix
 /// is the target itself, since one edit there moves every image of the chart. Tags and digests
 /// are never touched (the mapping keeps them).
-fn composed(f: &Finding, mapped: &Reference, mapping: &Mapping, plan: &mut Plan) {
+fn composed(text: &str, f: &Finding, mapped: &Reference, mapping: &Mapping, plan: &mut Plan) {
     let part = |role| f.parts.iter().find(|p| p.role == role);
     let new_name = spelled_name(mapped);
     let Some(repository) = part(PartRole::Repository) else {
-        let reason = match part(PartRole::Selector) {
-            Some(_) => {
-                "a kustomize `name:` only selects the image: add `newName:` with the private name"
-            }
-            None => "no field holds the repository",
+        if part(PartRole::Selector).is_none() {
+            return plan.skip(f, "no field holds the repository");
+        }
+        // A kustomize `name:` only selects the image; `newName:` says what is pulled instead.
+        let Some(ins) = f.insertion.as_ref().filter(|i| i.what == Insert::NewName) else {
+            return plan.skip(
+                f,
+                "a kustomize `name:` only selects the image and the entry is not one key per \
+                 line: add `newName:` with the private name by hand",
+            );
         };
-        return plan.skip(f, reason);
+        let line_start = text[..ins.offset].rfind('\n').map_or(0, |i| i + 1);
+        let indent = &text[line_start..ins.offset];
+        if !indent.bytes().all(|b| b == b' ' || b == b'\t') {
+            return plan.skip(
+                f,
+                "the kustomize entry is not one key per line: add `newName:` by hand",
+            );
+        }
+        plan.edits.push(Edit {
+            span: ins.offset..ins.offset,
+            replacement: format!("newName: {new_name}\n{indent}"),
+            adds_entry: true,
+        });
+        return;
     };
     let prefix = new_name
         .strip_suffix(repository.value.as_str())
@@ -400,6 +435,14 @@ fn implicit(
             format!("containerTemplate(name: 'jnlp', image: '{mapped}'),\n{indent}"),
             Kind::Literal,
         ),
+        // Only kustomize entries (composed findings) carry it.
+        Insert::NewName => {
+            plan.skip(
+                f,
+                "no place to set jnlpregistry; add a jnlp container to the template",
+            );
+            return Kind::Implicit;
+        }
     };
     plan.edits.push(Edit {
         span: ins.offset..ins.offset,

@@ -2,7 +2,7 @@
 //! pod `yaml:`), and the `jnlp` agent image the Kubernetes plugin injects into every template
 //! that has no container named `jnlp` after `inheritFrom` — prefixed with `jnlpregistry`.
 
-use super::{Node, Path, Walk};
+use super::{Node, Path, Scalar, Walk};
 use crate::{
     Container, ContainerRole, Finding, Insert, Insertion, Kind, Part, PartRole, PodKind, PodRef,
     Site, Source,
@@ -46,7 +46,7 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
         for (ti, t) in templates.iter().enumerate() {
             let tpath = path.key("templates").item(ti, t.str_at("name"));
             let pod = template_ref(w, t);
-            template(w, t, &tpath, pod);
+            template(w, Some(k8s), t, &tpath, pod);
             if has_jnlp(t, templates, 0) == Some(false) {
                 implicit_jnlp(w, k8s, t, &tpath, pod);
             }
@@ -65,7 +65,22 @@ fn template_ref(w: &Walk, t: &Node) -> Option<PodRef> {
     }
 }
 
-fn template(w: &mut Walk, t: &Node, path: &Path, pod: Option<PodRef>) {
+fn template(w: &mut Walk, cloud: Option<&Node>, t: &Node, path: &Path, pod: Option<PodRef>) {
+    if let Some(Node::Scalar(on)) = t.get("agentInjection")
+        && on.value.trim() == "true"
+    {
+        let context = w.context(
+            "",
+            &path
+                .key("initContainers")
+                .key("set-up-jenkins-agent (injected by agentInjection)"),
+        );
+        let init = Container {
+            name: Some("set-up-jenkins-agent".to_string()),
+            role: ContainerRole::Init,
+        };
+        agent_image(w, Source::Jcasc, None, on, context, pod, init);
+    }
     for (i, c) in t
         .get("containers")
         .and_then(Node::as_seq)
@@ -73,6 +88,25 @@ fn template(w: &mut Walk, t: &Node, path: &Path, pod: Option<PodRef>) {
         .iter()
         .enumerate()
     {
+        let image = c.get("image").and_then(Node::as_scalar);
+        if c.str_at("name") == Some("jnlp")
+            && image.is_none_or(|s| s.is_null() || s.value.trim().is_empty())
+            && let Some(Node::Scalar(name)) = c.get("name")
+        {
+            // The plugin fills a blank agent image with its default.
+            let context = w.context(
+                "",
+                &path
+                    .key("containers")
+                    .item(i, Some("jnlp"))
+                    .key("image (default of the Kubernetes plugin)"),
+            );
+            let jnlp = Container {
+                name: Some("jnlp".to_string()),
+                role: ContainerRole::Regular,
+            };
+            agent_image(w, Source::Jcasc, cloud, name, context, pod, jnlp);
+        }
         if let Some(Node::Scalar(s)) = c.get("image") {
             let context = w.context(
                 "",
@@ -134,19 +168,47 @@ fn has_jnlp(t: &Node, all: &[Node], depth: usize) -> Option<bool> {
 }
 
 fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path, pod: Option<PodRef>) {
-    let default = &w.opts.default_jnlp_image;
-    let registry = cloud
-        .get("jnlpregistry")
-        .and_then(Node::as_scalar)
-        .filter(|s| !s.is_null());
-    let image = match registry {
-        Some(r) => format!("{}/{default}", r.value.trim_end_matches('/')),
-        None => default.clone(),
-    };
-    let Ok(reference) = imgref::Reference::parse(&image) else {
+    let Some(anchor) = t.get("name").and_then(Node::as_scalar) else {
         return;
     };
-    let Some(anchor) = t.get("name").and_then(Node::as_scalar) else {
+    let context = w.context(
+        "",
+        &path
+            .key("containers")
+            .key("jnlp (injected by the Kubernetes plugin)"),
+    );
+    let jnlp = Container {
+        name: Some("jnlp".to_string()),
+        role: ContainerRole::InjectedJnlp,
+    };
+    agent_image(w, Source::Jcasc, Some(cloud), anchor, context, pod, jnlp);
+}
+
+/// The plugin's default agent image where the plugin puts it without the file naming it: a
+/// `jnlp` container it adds or whose blank image it fills (prefixed with the cloud's
+/// `jnlpregistry`), or the `set-up-jenkins-agent` init container of `agentInjection` (which
+/// the plugin never prefixes: `cloud` is `None`). `anchor` is the text that implies it.
+pub(super) fn agent_image(
+    w: &mut Walk,
+    source: Source,
+    cloud: Option<&Node>,
+    anchor: &Scalar,
+    context: String,
+    pod: Option<PodRef>,
+    container: Container,
+) {
+    let default = &w.opts.default_jnlp_image;
+    let registry = cloud
+        .and_then(|c| c.get("jnlpregistry"))
+        .and_then(Node::as_scalar)
+        .filter(|s| !s.is_null() && !s.value.trim().is_empty());
+    let image = match (registry, container.role) {
+        (Some(r), _) => format!("{}/{default}", r.value.trim_end_matches('/')),
+        // The agentInjection init container is the bare default, never prefixed.
+        (None, ContainerRole::Init) => default.clone(),
+        (None, _) => w.opts.jnlp_image(),
+    };
+    let Ok(reference) = imgref::Reference::parse(&image) else {
         return;
     };
     let parts = registry
@@ -161,36 +223,27 @@ fn implicit_jnlp(w: &mut Walk, cloud: &Node, t: &Node, path: &Path, pod: Option<
         })
         .unwrap_or_default();
     // Without a jnlpregistry, `rewrite --fix-implicit` adds one before the cloud's first key.
-    let insertion = match (registry, cloud.as_map().and_then(|m| m.first())) {
+    let insertion = match (registry, cloud.and_then(|c| c.as_map()?.first().cloned())) {
         (None, Some((Node::Scalar(first), _))) if w.map.is_exact() => Some(Insertion {
-            offset: w.span(first).0.start,
+            offset: w.span(&first).0.start,
             what: Insert::RegistryKey("jnlpregistry"),
         }),
         _ => None,
     };
     let span = w.span(anchor).0;
-    let context = w.context(
-        "",
-        &path
-            .key("containers")
-            .key("jnlp (injected by the Kubernetes plugin)"),
-    );
     w.push(Finding {
         span,
         exact: false,
         image,
         reference: Some(reference),
         kind: Kind::Implicit,
-        source: Source::Jcasc,
+        source,
         context,
         parts,
         insertion,
         site: Site {
             pod,
-            container: Some(Container {
-                name: Some("jnlp".to_string()),
-                role: ContainerRole::InjectedJnlp,
-            }),
+            container: Some(container),
             ..Site::default()
         },
     });

@@ -31,6 +31,9 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
     };
     let pod = w.pod;
     walk(w, &owner, doc, &mut Path::new(), pod);
+    if kind.starts_with("S2i") {
+        s2i(w, &owner, doc);
+    }
     let namespace = meta.and_then(|m| m.str_at("namespace")).map(str::to_string);
     if kind == "ServiceAccount" {
         if let Some(name) = name {
@@ -78,6 +81,44 @@ pub(super) fn scan_object(w: &mut Walk, doc: &Node) {
     }
 }
 
+/// KubeSphere's source-to-image and binary-to-image builds (`S2iBuilderTemplate`,
+/// `S2iBuilder`): the builder image the build job runs and the runtime image it builds on. The
+/// `imageName` of a build is what it pushes, not what it pulls.
+fn s2i(w: &mut Walk, owner: &str, doc: &Node) {
+    let Some(spec) = doc.get("spec") else { return };
+    let mut fields: Vec<(Path, &Scalar)> = Vec::new();
+    let base = Path::new().key("spec");
+    if let Some(Node::Scalar(s)) = spec.get("defaultBaseImage") {
+        fields.push((base.key("defaultBaseImage"), s));
+    }
+    for (i, info) in spec
+        .get("containerInfo")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        let item = base.key("containerInfo").item(i, None);
+        fields.extend(S2I_IMAGES.iter().filter_map(|k| match info.get(k) {
+            Some(Node::Scalar(s)) => Some((item.key(k), s)),
+            _ => None,
+        }));
+    }
+    if let Some(config) = spec.get("config") {
+        fields.extend(S2I_IMAGES.iter().filter_map(|k| match config.get(k) {
+            Some(Node::Scalar(s)) => Some((base.key("config").key(k), s)),
+            _ => None,
+        }));
+    }
+    for (path, s) in fields {
+        let context = w.context(owner, &path);
+        w.value(s, Kind::Literal, Source::Kubernetes, context);
+    }
+}
+
+/// The image fields of an S2I container info or build config.
+const S2I_IMAGES: &[&str] = &["builderImage", "runtimeImage"];
+
 /// Where a pod spec starts in the file (its first key): what identifies the pod.
 fn pod_offset(w: &Walk, spec: &Node) -> usize {
     spec.as_map()
@@ -115,6 +156,19 @@ fn secret_names(node: &Node) -> Vec<String> {
         .iter()
         .filter_map(|s| s.str_at("name").map(str::to_string))
         .collect()
+}
+
+/// A pod without `apiVersion`/`kind`, as a Jenkins `yamlFile` holds it: `spec.containers` or
+/// top-level `containers`, a list of named containers. Such a file is a pod to merge into a
+/// template, not Helm values.
+pub(super) fn is_bare_pod(doc: &Node) -> bool {
+    let spec = match doc.get("spec") {
+        Some(spec) if doc.get("containers").is_none() => spec,
+        _ => doc,
+    };
+    spec.get("containers")
+        .and_then(Node::as_seq)
+        .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.str_at("name").is_some()))
 }
 
 /// A piece of a manifest without `apiVersion`/`kind` (a pod spec in a JCasC template).
@@ -196,6 +250,22 @@ fn container(
     pod: Option<PodRef>,
     role: ContainerRole,
 ) {
+    let jenkins_pod = pod.is_some_and(|p| p.kind == PodKind::JenkinsTemplate) || owner.is_empty();
+    if jenkins_pod
+        && c.str_at("name") == Some("jnlp")
+        && c.get("image")
+            .and_then(Node::as_scalar)
+            .is_none_or(|s| s.is_null() || s.value.trim().is_empty())
+        && let Some(Node::Scalar(name)) = c.get("name")
+    {
+        // The Kubernetes plugin fills a blank agent image with its default.
+        let context = w.context(owner, &path.key("image (default of the Kubernetes plugin)"));
+        let jnlp = Container {
+            name: Some("jnlp".to_string()),
+            role,
+        };
+        super::jcasc::agent_image(w, Source::Kubernetes, None, name, context, pod, jnlp);
+    }
     if let Some(Node::Scalar(s)) = c.get("image") {
         let context = w.context(owner, &path.key("image"));
         if let Some(f) = w.value(s, Kind::Literal, Source::Kubernetes, context) {
@@ -291,7 +361,8 @@ fn flags(w: &mut Walk, owner: &str, items: &[Node], path: &Path) {
     }
 }
 
-fn names_an_image(name: &str) -> bool {
+/// `BUILDER_IMAGE`, `builder.image`, `engine-image`: a name that ends in "image".
+pub(super) fn names_an_image(name: &str) -> bool {
     name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case("image")
 }
 

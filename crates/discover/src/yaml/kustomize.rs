@@ -2,7 +2,7 @@
 //! pulled instead, so the reported reference is composed from the replacements.
 
 use super::{Node, Path, Walk};
-use crate::{PartRole, Source};
+use crate::{Insert, Insertion, PartRole, Source};
 
 pub(super) fn looks_like(doc: &Node) -> bool {
     doc.get("images")
@@ -43,6 +43,19 @@ pub(super) fn scan(w: &mut Walk, doc: &Node) {
             "kustomization",
             &Path::new().key("images").item(i, item.str_at("name")),
         );
-        w.composed(&parts, Source::Kustomize, context, false);
+        // Without `newName`, a rewrite adds one before the entry's second key (the first
+        // one after `- `), which sits on a line of its own in block style.
+        let insertion = match item.as_map() {
+            Some([_, (Node::Scalar(second), _), ..]) if new_name.is_none() && w.map.is_exact() => {
+                Some(Insertion {
+                    offset: w.span(second).0.start,
+                    what: Insert::NewName,
+                })
+            }
+            _ => None,
+        };
+        if let Some(f) = w.composed(&parts, Source::Kustomize, context, false) {
+            f.insertion = insertion;
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! file. A Helm template that is not YAML yet falls back to a line scan of its `image:` keys.
 
 mod compose;
+mod configmap;
 mod helm;
 mod jcasc;
 mod k0s;
@@ -49,6 +50,7 @@ pub(crate) fn scan_file(
 ) {
     // Jinja statements (`{% if %}`) alone make a template too: an Ansible `.j2` manifest.
     let templated_file = text.contains("{{") || text.contains("{%");
+    let mut parsed = Vec::new();
     for chunk in documents(text) {
         let body = &text[chunk.clone()];
         if is_crd(body) {
@@ -68,8 +70,13 @@ pub(crate) fn scan_file(
             });
         }
         // Documents before a syntax error still count.
+        parsed.push((chunk, docs));
+    }
+    // A ConfigMap's keys are images only when a workload of the file reads them.
+    let uses = configmap::Uses::collect(parsed.iter().flat_map(|(_, docs)| docs));
+    for (chunk, docs) in parsed {
         let mut walk = Walk::new(
-            body,
+            &text[chunk.clone()],
             OffsetMap::shifted(chunk.start),
             String::new(),
             budget,
@@ -77,7 +84,10 @@ pub(crate) fn scan_file(
             None,
             out,
         );
-        docs.iter().for_each(|d| walk.document(d, false));
+        for d in &docs {
+            walk.document(d, false);
+            configmap::scan(&mut walk, d, &uses);
+        }
     }
 }
 
@@ -154,6 +164,12 @@ fn is_crd(doc: &str) -> bool {
             v == "CustomResourceDefinition"
         })
     })
+}
+
+/// A Helm helpers file (`_helpers.tpl`): the `image:` lines of its defines, as written, for
+/// resolution to evaluate where the define is included.
+pub(crate) fn scan_helpers(text: &str, out: &mut FileReport) {
+    template_lines(text, 0, out);
 }
 
 /// Line scan of a Helm template that is not valid YAML: every `image:` key's value, as written.
@@ -264,7 +280,7 @@ impl<'a> Walk<'a> {
             _ if jcasc::looks_like(doc) => jcasc::scan(self, doc),
             _ if compose::looks_like(doc) => compose::scan(self, doc),
             _ if kustomize::looks_like(doc) => kustomize::scan(self, doc),
-            _ if embedded => kubernetes::scan_fragment(self, doc),
+            _ if embedded || kubernetes::is_bare_pod(doc) => kubernetes::scan_fragment(self, doc),
             _ => helm::scan(self, doc),
         }
     }
