@@ -52,16 +52,19 @@ pub fn run(args: &GcArgs) -> anyhow::Result<Exit> {
     for o in &orphans {
         println!("{}\t{}", o.digest, o.size);
     }
+    let summary = format!(
+        "{}, {} ({})",
+        crate::output::count(
+            orphans.len() as u64,
+            "unreferenced blob",
+            "unreferenced blobs"
+        ),
+        crate::output::count(total, "byte", "bytes"),
+        ByteSize(total),
+    );
     if !args.delete {
         eprintln!(
-            "airlock serve gc: {}, {} ({}) in {}; dry run, nothing deleted (--delete removes them)",
-            crate::output::count(
-                orphans.len() as u64,
-                "unreferenced blob",
-                "unreferenced blobs"
-            ),
-            crate::output::count(total, "byte", "bytes"),
-            ByteSize(total),
+            "airlock serve gc: {summary} in {}; dry run, nothing deleted (--delete removes them)",
             root.display()
         );
         return Ok(Exit::Ok);
@@ -74,14 +77,7 @@ pub fn run(args: &GcArgs) -> anyhow::Result<Exit> {
         }
     }
     eprintln!(
-        "airlock serve gc: deleted {}, {} ({}) from {}",
-        crate::output::count(
-            orphans.len() as u64,
-            "unreferenced blob",
-            "unreferenced blobs"
-        ),
-        crate::output::count(total, "byte", "bytes"),
-        ByteSize(total),
+        "airlock serve gc: deleted {summary} from {}",
         root.display()
     );
     Ok(Exit::Ok)
