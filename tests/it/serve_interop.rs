@@ -112,16 +112,13 @@ fn skopeo_copies_in_and_out_of_airlock_serve_with_digests_preserved() {
     }
 }
 
-#[test]
-fn airlock_pack_from_and_push_into_airlock_serve() {
-    if !testimages::Skopeo::available() {
-        eprintln!("skipped: skopeo is not installed");
-        return;
-    }
+/// A read-write `airlock serve` holding the image set of [`images`] (copied in by skopeo, digests
+/// preserved), the directory of its store, and the set's names and manifest digests.
+pub fn serve_image_set() -> (Server, tempfile::TempDir, Vec<(&'static str, String)>) {
     let (set, digests) = images();
-    let source_store = tempfile::tempdir().unwrap();
-    let source = Server::start(&["--store", source_store.path().to_str().unwrap()]);
-    let src = source.addr.to_string();
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--store", store.path().to_str().unwrap()]);
+    let src = server.addr.to_string();
     for (name, _) in &digests {
         let mut args = vec!["--all", "--preserve-digests"];
         args.extend(PLAIN_DEST);
@@ -132,6 +129,17 @@ fn airlock_pack_from_and_push_into_airlock_serve() {
         )
         .unwrap();
     }
+    (server, store, digests)
+}
+
+#[test]
+fn airlock_pack_from_and_push_into_airlock_serve() {
+    if !testimages::Skopeo::available() {
+        eprintln!("skipped: skopeo is not installed");
+        return;
+    }
+    let (source, _source_store, digests) = serve_image_set();
+    let src = source.addr.to_string();
     let dir = tempfile::tempdir().unwrap();
     let list: String = digests
         .iter()

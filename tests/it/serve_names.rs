@@ -8,7 +8,7 @@ use testimages::{sha256_digest, skopeo_copy};
 
 use crate::airlock;
 use crate::serve_cli::{Server, http};
-use crate::serve_interop::{PLAIN_DEST, images};
+use crate::serve_interop::serve_image_set;
 
 /// A port nobody listens on right now, for a server whose name must be known before it starts.
 pub fn free_port() -> u16 {
@@ -22,20 +22,8 @@ pub fn free_port() -> u16 {
 /// `bundle.tar` in `dir`, packed by `airlock pack` from a throwaway registry holding the image
 /// set of [`images`]; the public names (as a configuration would write them) and digests.
 pub fn packed_set(dir: &Path) -> Vec<(String, String)> {
-    let (set, digests) = images();
-    let store = tempfile::tempdir().unwrap();
-    let source = Server::start(&["--store", store.path().to_str().unwrap()]);
+    let (source, _store, digests) = serve_image_set();
     let src = source.addr.to_string();
-    for (name, _) in &digests {
-        let mut args = vec!["--all", "--preserve-digests"];
-        args.extend(PLAIN_DEST);
-        skopeo_copy(
-            &set.skopeo_source(name).unwrap(),
-            &format!("docker://{src}/{name}"),
-            &args,
-        )
-        .unwrap();
-    }
     let public: Vec<(String, String)> = digests
         .into_iter()
         .map(|(n, d)| (format!("{src}/{n}"), d))
